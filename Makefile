@@ -1,0 +1,43 @@
+# One entry point for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: help setup lint sanity units check lab lab-down e2e test
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: ## install Debian packages and the pinned Python toolchain (.venv)
+	bash tests/setup-host.sh
+
+lint: setup ## yamllint, ansible-lint (production), ruff, changelog lint
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint
+	$(BIN)/ruff check .
+	$(BIN)/antsibull-changelog lint
+
+sanity: setup ## ansible-test sanity (offline-safe wrapper)
+	bash tests/sanity.sh
+
+units: setup ## unit tests with line coverage of plugins/ (>= 90 %)
+	$(BIN)/pytest tests/unit tests/bundle -q \
+	  --cov=ansible_collections.kubelab.kubeadm.plugins --cov-report=term --cov-fail-under=90
+
+check: lint sanity units ## the static and unit tiers
+
+lab: setup ## bring up the local two-node cluster in containers (the main job)
+	bash tests/lab/host-docker.sh
+	$(BIN)/python tests/lab/lab.py lab
+
+lab-down: setup ## tear the local cluster down
+	$(BIN)/python tests/lab/lab.py down
+
+e2e: setup ## the container-lab end-to-end run (builds or reuses the bundle)
+	bash tests/lab/host-docker.sh
+	$(BIN)/python tests/lab/lab.py e2e
+
+test: check e2e ## everything CI runs

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Make sure a Docker Engine runs on this machine (the lab host), installing
+# Debian's docker.io when it is absent. Idempotent: does nothing when
+# `docker info` already answers. Logs go to ${KUBELAB_STATE:-/var/tmp/kubelab}/dockerd.log.
+set -euo pipefail
+
+state=${KUBELAB_STATE:-/var/tmp/kubelab}
+mkdir -p "$state"
+
+if docker info >/dev/null 2>&1; then
+  exit 0
+fi
+
+if ! command -v dockerd >/dev/null 2>&1; then
+  echo "host-docker: installing Debian's docker.io" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+fi
+
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl start docker
+else
+  # No systemd on this host (a container or a CI sandbox): run dockerd directly.
+  echo "host-docker: starting dockerd (log: $state/dockerd.log)" >&2
+  nohup dockerd --pidfile /run/kubelab-dockerd.pid >"$state/dockerd.log" 2>&1 &
+fi
+
+for _ in $(seq 1 60); do
+  if docker info >/dev/null 2>&1; then
+    exit 0
+  fi
+  sleep 1
+done
+echo "host-docker: dockerd did not answer within 60 s; last log lines:" >&2
+tail -n 30 "$state/dockerd.log" >&2 || true
+exit 1

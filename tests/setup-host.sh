@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install what the tests need on a fresh Debian 12 machine: Debian packages, then the
+# pinned Python toolchain in .venv. Idempotent; safe to re-run.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-python3.11}
+
+need=()
+for pkg in docker.io debootstrap shellcheck openssl jq curl rsync openssh-client; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "setup: apt-get install ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -x "$repo/.venv/bin/python" ]; then
+  "$python" -m venv "$repo/.venv"
+fi
+stamp=$repo/.venv/.requirements.sha256
+want=$(sha256sum "$repo/requirements-dev.txt" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: pip install -r requirements-dev.txt"
+  "$repo/.venv/bin/pip" install -q -r "$repo/requirements-dev.txt"
+  "$repo/.venv/bin/pip" check
+  echo "$want" >"$stamp"
+fi
+
+# Playbooks and unit tests import the collection as kubelab.kubeadm: make the checkout
+# itself that collection (ansible.cfg puts build/collections on collections_path).
+link=$repo/build/collections/ansible_collections/kubelab/kubeadm
+mkdir -p "$(dirname "$link")"
+[ -L "$link" ] || ln -sfn "$repo" "$link"
