@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup lint sanity units check lab lab-down e2e test
+.PHONY: help setup lint sanity units molecule check lab lab-down e2e test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,7 +27,10 @@ units: setup ## unit tests with line coverage of plugins/ (>= 90 %)
 	$(BIN)/pytest tests/unit tests/bundle -q \
 	  --cov=ansible_collections.kubelab.kubeadm.plugins --cov-report=term --cov-fail-under=90
 
-check: lint sanity units ## the static and unit tiers
+molecule: setup ## the VirtualBox scenarios' checks that run without VirtualBox (syntax, Vagrantfile, create/destroy)
+	$(BIN)/pytest tests/molecule -q
+
+check: lint sanity units molecule ## the static and unit tiers
 
 lab: setup ## bring up the local two-node cluster in containers (the main job)
 	bash tests/lab/host-docker.sh
