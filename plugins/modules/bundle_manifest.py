@@ -1,0 +1,185 @@
+#!/usr/bin/python
+# Copyright (c) kubelab.kubeadm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: bundle_manifest
+short_description: Write the manifest.json and SHA256SUMS of an offline bundle
+version_added: 0.1.0
+description:
+  - Lists every file of an offline bundle directory (the layout of C(docs/bundle.md)) with its size, sha256 and
+    component, adds the given metadata and image entries, and writes C(manifest.json) and C(SHA256SUMS).
+  - Files off the layout, symlinks, a second archive of a single-file component or an image archive no image entry
+    refers to fail the task, naming the file, so a stale file never slips into a bundle.
+  - Each image's C(config_digest) is read from its C(docker save) archive, which must carry the image's reference.
+  - Idempotent - when only the creation time would change, the existing files are kept and nothing is reported
+    as changed.
+author:
+  - kubelab.kubeadm developers (@kubelab)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: The diff shows C(manifest.json) before and after (no secrets in it).
+  platform:
+    platforms: posix
+options:
+  path:
+    description:
+      - The bundle directory.
+    type: path
+    required: true
+  kubernetes_version:
+    description:
+      - The Kubernetes version of the bundle (a leading C(v) is dropped).
+    type: str
+    required: true
+  architecture:
+    description:
+      - The architecture of the bundle's binaries and images, for example C(amd64).
+    type: str
+    required: true
+  image_repository:
+    description:
+      - The image repository the kubeadm images are named after.
+    type: str
+    default: registry.k8s.io
+  builder:
+    description:
+      - What built the bundle, recorded in the manifest.
+    type: str
+    default: playbooks/bundle.yml
+  versions:
+    description:
+      - Versions of the bundled components by name (C(kubernetes), C(docker), C(cri_dockerd), C(cni_plugins), C(crictl), C(flannel), ...). Empty values are left out.
+    type: dict
+    default: {}
+  images:
+    description:
+      - The bundle's images. Each archive must already be in the bundle directory.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      ref:
+        description:
+          - The image reference, for example C(registry.k8s.io/pause:3.10.1).
+        type: str
+        required: true
+      group:
+        description:
+          - C(kubeadm) for the images of C(kubeadm config images list), C(pod_network) for the pod network's.
+        type: str
+        required: true
+        choices: [kubeadm, pod_network]
+      id:
+        description:
+          - The image ID on the builder (C(docker image inspect -f '{{.Id}}')), C(sha256:) and 64 hex digits.
+        type: str
+        required: true
+      archive:
+        description:
+          - The archive's path in the bundle. Defaults to C(images/<ref>.tar) with each C(/) and C(:) of the reference replaced by C(_).
+        type: str
+      config_digest:
+        description:
+          - The image config digest. Read from the archive when omitted, checked against it when given.
+        type: str
+  created:
+    description:
+      - The creation time to record (C(YYYY-MM-DDTHH:MM:SSZ)). Defaults to now, or to the existing manifest's
+        value when nothing else changed.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Write manifest.json and SHA256SUMS
+  kubelab.kubeadm.bundle_manifest:
+    path: /srv/kubelab-bundle-1.36.3-amd64
+    kubernetes_version: 1.36.3
+    architecture: amd64
+    versions: {kubernetes: 1.36.3, docker: 29.7.2, cri_dockerd: 0.4.3}
+    images:
+      - ref: registry.k8s.io/pause:3.10.1
+        group: kubeadm
+        id: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+"""
+
+RETURN = r"""
+manifest:
+  description: The manifest as written (or as it would be written in check mode).
+  returned: success
+  type: dict
+  sample: {format_version: 1, kubernetes_version: 1.36.3, architecture: amd64, files: [], images: []}
+manifest_path:
+  description: Path of C(manifest.json).
+  returned: success
+  type: str
+  sample: /srv/kubelab-bundle-1.36.3-amd64/manifest.json
+sha256sums_path:
+  description: Path of C(SHA256SUMS).
+  returned: success
+  type: str
+  sample: /srv/kubelab-bundle-1.36.3-amd64/SHA256SUMS
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle import BundleError, write_manifest
+
+IMAGE_SPEC = {
+    "ref": {"type": "str", "required": True},
+    "group": {"type": "str", "required": True, "choices": ["kubeadm", "pod_network"]},
+    "id": {"type": "str", "required": True},
+    "archive": {"type": "str"},
+    "config_digest": {"type": "str"},
+}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "kubernetes_version": {"type": "str", "required": True},
+            "architecture": {"type": "str", "required": True},
+            "image_repository": {"type": "str", "default": "registry.k8s.io"},
+            "builder": {"type": "str", "default": "playbooks/bundle.yml"},
+            "versions": {"type": "dict", "default": {}},
+            "images": {"type": "list", "elements": "dict", "default": [], "options": IMAGE_SPEC},
+            "created": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    meta = {key: params[key] for key in ("kubernetes_version", "architecture", "image_repository", "builder")}
+    meta["versions"] = {str(k): str(v) for k, v in params["versions"].items() if v not in (None, "")}
+    images = [{key: value for key, value in image.items() if value} for image in params["images"]]
+    try:
+        result = write_manifest(params["path"], meta, images, created=params["created"], check_mode=module.check_mode)
+    except BundleError as exc:
+        module.fail_json(msg=str(exc), problems=exc.problems)
+    except OSError as exc:
+        module.fail_json(msg=f"cannot write the manifest in {params['path']}: {exc}")
+    out = {
+        "changed": result["changed"],
+        "manifest": result["manifest"],
+        "manifest_path": result["manifest_path"],
+        "sha256sums_path": result["sha256sums_path"],
+    }
+    if module._diff:
+        out["diff"] = {
+            "before": result["before"] or "",
+            "after": result["after"],
+            "before_header": result["manifest_path"],
+            "after_header": result["manifest_path"],
+        }
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+#!/usr/bin/python
+# Copyright (c) kubelab.kubeadm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: bundle_verify
+short_description: Verify an offline bundle against its manifest before anything uses it
+version_added: 0.1.0
+description:
+  - Reads C(manifest.json) of an offline bundle (the format of C(docs/bundle.md)), checks its format, that its
+    Kubernetes version and architecture are the ones asked for, that the required components and images are in
+    it, and that every listed file exists with the recorded size and sha256. C(SHA256SUMS) must agree with the manifest.
+  - Any difference fails the task with one line per problem, naming the file, the expected and the actual checksum.
+  - Run it on the controller (C(delegate_to=localhost), C(run_once=true)) before any node is touched.
+  - O(path) may also be a tarball (C(.tar), C(.tar.gz), ...) of a bundle. Without O(unpack_dir) the tarball is verified
+    as it is read and nothing is written. With O(unpack_dir) it is unpacked there once (into a staging directory
+    renamed into place only when every file verified); a later run finds the unpacked bundle, verifies it and
+    reports no change.
+author:
+  - kubelab.kubeadm developers (@kubelab)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Read-only on a directory, so it runs normally. A tarball is verified but not unpacked in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  path:
+    description:
+      - The bundle directory, or a tarball of it (with C(manifest.json) at its root or under one top directory).
+    type: path
+    required: true
+  kubernetes_version:
+    description:
+      - The Kubernetes version the bundle must be for, with or without the leading C(v). Not checked when omitted.
+    type: str
+  architecture:
+    description:
+      - The architecture the bundle must be for (C(amd64), C(arm64)). Not checked when omitted.
+    type: str
+  require_components:
+    description:
+      - Components that must have a file in the bundle.
+    type: list
+    elements: str
+    default: []
+    choices: [kubeadm, kubelet, kubectl, docker, cri_dockerd, cni_plugins, crictl, image, pod_network_manifest]
+  require_images:
+    description:
+      - Image references that must be listed in the bundle, for example the output of
+        M(kubelab.kubeadm.kubeadm_images_info).
+    type: list
+    elements: str
+    default: []
+  checksum:
+    description:
+      - Compute each file's sha256 and compare it to the manifest. With V(false) only presence and sizes are checked.
+    type: bool
+    default: true
+  unpack_dir:
+    description:
+      - Only for a tarball O(path) - the directory to unpack it into. It must not exist, be empty, or already hold
+        this very bundle (then nothing is unpacked). Never overwrites other content.
+    type: path
+"""
+
+EXAMPLES = r"""
+- name: Verify the offline bundle before any node is touched
+  kubelab.kubeadm.bundle_verify:
+    path: "{{ cluster_bundle_dir }}"
+    kubernetes_version: "{{ cluster_kubernetes_version }}"
+    architecture: amd64
+    require_components: [kubeadm, kubelet, kubectl, docker, cri_dockerd, cni_plugins, crictl, image]
+  delegate_to: localhost
+  run_once: true
+  register: bundle
+
+- name: Unpack a bundle tarball once and verify it
+  kubelab.kubeadm.bundle_verify:
+    path: /srv/kubelab-bundle-1.36.3-amd64.tar.gz
+    unpack_dir: /srv/kubelab-bundle-1.36.3-amd64
+  delegate_to: localhost
+  run_once: true
+"""
+
+RETURN = r"""
+bundle_dir:
+  description: The directory holding the verified bundle (O(unpack_dir) for a tarball); empty for a tarball verified in place.
+  returned: success
+  type: str
+  sample: /srv/kubelab-bundle-1.36.3-amd64
+manifest:
+  description: The parsed C(manifest.json).
+  returned: success
+  type: dict
+  sample: {format_version: 1, kubernetes_version: 1.36.3, architecture: amd64, files: [], images: []}
+files_by_component:
+  description: The manifest's file entries by component, each with C(abs_path) added (empty for a tarball verified in place).
+  returned: success
+  type: dict
+  sample:
+    kubeadm:
+      - {path: bin/kubeadm, size: 72351928, sha256: "0123...", component: kubeadm, abs_path: /srv/bundle/bin/kubeadm}
+images:
+  description: The manifest's image entries with C(archive_path) (absolute), C(archive_size) and C(archive_sha256) added.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - ref: registry.k8s.io/pause:3.10.1
+      archive: images/registry.k8s.io_pause_3.10.1.tar
+      archive_path: /srv/bundle/images/registry.k8s.io_pause_3.10.1.tar
+      archive_size: 321024
+      archive_sha256: "0123..."
+      id: "sha256:0123..."
+      config_digest: "sha256:0123..."
+      group: kubeadm
+verified_files:
+  description: How many listed files matched (size and, with O(checksum), sha256).
+  returned: success
+  type: int
+  sample: 12
+unlisted_files:
+  description: Files in the bundle the manifest does not list. They are ignored, never used.
+  returned: success
+  type: list
+  elements: str
+  sample: []
+"""
+
+import os
+import tarfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle import (
+    COMPONENTS,
+    MANIFEST_NAME,
+    BundleError,
+    describe,
+    load_manifest,
+    unpack_tarball,
+    verify_bundle,
+    verify_tarball,
+)
+
+
+def run(module: AnsibleModule) -> dict:
+    params = module.params
+    path = params["path"]
+    checks = {
+        "kubernetes_version": params["kubernetes_version"],
+        "architecture": params["architecture"],
+        "require_components": params["require_components"],
+        "require_images": params["require_images"],
+    }
+    changed = False
+    if os.path.isdir(path):
+        bundle_dir = path
+        result = verify_bundle(path, checksum=params["checksum"], **checks)
+    elif os.path.isfile(path) and tarfile.is_tarfile(path):
+        bundle_dir = params["unpack_dir"] or ""
+        if bundle_dir and os.path.isfile(os.path.join(bundle_dir, MANIFEST_NAME)):
+            result = _verify_unpacked(path, bundle_dir, params["checksum"], checks)
+        elif bundle_dir and not module.check_mode:
+            result = unpack_tarball(path, bundle_dir, **checks)
+            changed = True
+        else:
+            result = verify_tarball(path, checksum=params["checksum"], **checks)
+            changed = bool(bundle_dir)
+            bundle_dir = "" if module.check_mode else bundle_dir
+    elif os.path.exists(path):
+        raise BundleError(f"{path} is neither a bundle directory nor a tarball of one")
+    else:
+        raise BundleError(f"{path} does not exist: build the bundle with playbooks/bundle.yml and copy it there")
+    described = describe(result["manifest"], os.path.abspath(bundle_dir) if bundle_dir else None)
+    return {
+        "changed": changed,
+        "bundle_dir": os.path.abspath(bundle_dir) if bundle_dir else "",
+        "manifest": result["manifest"],
+        "files_by_component": described["files_by_component"],
+        "images": described["images"],
+        "verified_files": result["verified_files"],
+        "unlisted_files": result["unlisted"],
+    }
+
+
+def _verify_unpacked(tarball: str, bundle_dir: str, checksum: bool, checks: dict) -> dict:
+    """unpack_dir already holds a bundle: it must be this tarball's, then verify it in place."""
+    unpacked, _raw = load_manifest(bundle_dir)
+    packed = verify_tarball(tarball, checksum=False)["manifest"]
+    if unpacked != packed:
+        raise BundleError(
+            f"{bundle_dir} already holds another bundle (Kubernetes {unpacked['kubernetes_version']}, "
+            f"created {unpacked.get('created', '?')}) than {tarball}: choose another unpack_dir or remove it"
+        )
+    return verify_bundle(bundle_dir, checksum=checksum, **checks)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "kubernetes_version": {"type": "str"},
+            "architecture": {"type": "str"},
+            "require_components": {"type": "list", "elements": "str", "default": [], "choices": list(COMPONENTS)},
+            "require_images": {"type": "list", "elements": "str", "default": []},
+            "checksum": {"type": "bool", "default": True},
+            "unpack_dir": {"type": "path"},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        result = run(module)
+    except BundleError as exc:
+        module.fail_json(msg=str(exc), problems=exc.problems)
+    except OSError as exc:
+        module.fail_json(msg=f"cannot read the bundle at {module.params['path']}: {exc}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
