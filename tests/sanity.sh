@@ -7,9 +7,11 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-$repo/.venv}
-dest=$repo/build/sanity/ansible_collections/kubelab/kubeadm
-
-rm -rf "$repo/build/sanity"
+# Outside the checkout: inside it, ansible-test would ask git which files exist, and git
+# ignores build/, so every target would be skipped.
+top=$(mktemp -d "${TMPDIR:-/tmp}/kubelab-sanity.XXXXXX")
+trap 'rm -rf "$top"' EXIT
+dest=$top/ansible_collections/kubelab/kubeadm
 mkdir -p "$dest"
 (cd "$repo" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$dest")
 

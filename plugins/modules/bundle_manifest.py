@@ -57,7 +57,8 @@ options:
     default: playbooks/bundle.yml
   versions:
     description:
-      - Versions of the bundled components by name (C(kubernetes), C(docker), C(cri_dockerd), C(cni_plugins), C(crictl), C(flannel), ...). Empty values are left out.
+      - Versions of the bundled components by name (C(kubernetes), C(docker), C(cri_dockerd), C(cni_plugins), C(crictl),
+        C(flannel), ...). Empty values are left out.
     type: dict
     default: {}
   images:

@@ -524,7 +524,7 @@ def registry(lab, tmp_path_factory):
     proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     address = f"127.0.0.1:{port}"
     try:
-        for _ in range(50):
+        for _attempt in range(50):
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break

@@ -201,7 +201,7 @@ def ssh_banners():
     def serve(sock):
         while True:
             try:
-                conn, _ = sock.accept()
+                conn, _peer = sock.accept()
             except OSError:
                 return
             with conn:
