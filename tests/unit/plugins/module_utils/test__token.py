@@ -301,7 +301,8 @@ def test_iter_json_objects_recovers_after_a_broken_object():
             "apiVersion 'v1'",
         ),
         (
-            '{\n    "kind": "BootstrapToken",\n    "apiVersion": "output.kubeadm.k8s.io/v1alpha3",\n    "token": "x"\n}\n',
+            '{\n    "kind": "BootstrapToken",\n'
+            '    "apiVersion": "output.kubeadm.k8s.io/v1alpha3",\n    "token": "x"\n}\n',
             "without a valid token",
         ),
         (
