@@ -14,6 +14,7 @@ command line and output put into an error.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 
@@ -194,19 +195,51 @@ def error_hint(text):
 # ---------------------------------------------------------------------------------------------
 
 
-def read_kubeconfig(path):
+def _kubeconfig_via_kubectl(module, path):
+    """The kubeconfig as a dict, converted to JSON by kubectl.
+
+    Air-gapped nodes often have no PyYAML (python3-yaml) and cannot install it, while every
+    control plane has kubectl. Its stdout holds the client key: it is parsed, never echoed.
+    """
+    kubectl = module.get_bin_path("kubectl", required=False, opt_dirs=list(KubeadmRunner.SEARCH_DIRS))
+    if not kubectl:
+        raise KubeadmError(
+            "reading a kubeconfig needs PyYAML (python3-yaml) or kubectl on this host: install either"
+        )
+    rc, out, err = module.run_command(
+        [kubectl, "config", "view", "--raw", "-o", "json", "--kubeconfig", path],
+        environ_update={"LC_ALL": "C", "LANG": "C"},
+    )
+    if rc != 0:
+        raise KubeadmError(
+            f"kubectl could not read the kubeconfig {path} ({_last_error_line(err) or f'exit code {rc}'}):"
+            f" {KUBECONFIG_HINT}"
+        )
+    try:
+        return json.loads(out)
+    except ValueError:
+        raise KubeadmError(f"kubectl config view printed no JSON for {path}: {KUBECONFIG_HINT}") from None
+
+
+def _load_kubeconfig(path, raw, module):
+    if not HAS_YAML:
+        if module is None:
+            raise KubeadmError("PyYAML is needed to read the kubeconfig: install python3-yaml")
+        return _kubeconfig_via_kubectl(module, path)
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise KubeadmError(f"kubeconfig {path} is not valid YAML ({exc}): {KUBECONFIG_HINT}") from None
+
+
+def read_kubeconfig(path, module=None):
     """The current cluster of a kubeconfig.
 
     Returns {name, server, ca_data (bytes or None), ca_file (path or None)}. A relative
     certificate-authority path is relative to the kubeconfig's directory, as in kubectl.
+    Without PyYAML, ``module`` (an AnsibleModule) lets kubectl convert the file to JSON.
     """
-    raw = read_file(path, "kubeconfig", KUBECONFIG_HINT)
-    if not HAS_YAML:  # pragma: no cover
-        raise KubeadmError("PyYAML is needed to read the kubeconfig: install python3-yaml")
-    try:
-        config = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise KubeadmError(f"kubeconfig {path} is not valid YAML ({exc}): {KUBECONFIG_HINT}") from None
+    config = _load_kubeconfig(path, read_file(path, "kubeconfig", KUBECONFIG_HINT), module)
     if not isinstance(config, dict):
         raise KubeadmError(f"kubeconfig {path} is not a kubeconfig (no mapping at the top): {KUBECONFIG_HINT}")
     current = config.get("current-context")

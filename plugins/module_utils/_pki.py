@@ -178,7 +178,7 @@ def join_info(runner, params, check_mode=False):
     warnings = []
     kubeconfig_path = params["kubeconfig"]
     ca_path = params["ca_cert_path"]
-    kubeconfig = read_kubeconfig(kubeconfig_path)
+    kubeconfig = read_kubeconfig(kubeconfig_path, runner.module)
     endpoint = api_server_endpoint(kubeconfig["server"])
     hashes = ca_pins(read_file(ca_path, "ca_cert_path", CA_HINT), ca_path)
 

@@ -254,3 +254,58 @@ def test_read_kubeconfig_errors(tmp_path, body, message):
 def test_read_kubeconfig_missing(tmp_path):
     with pytest.raises(KubeadmError, match=r"kubeconfig .* does not exist: run the task on the control-plane node"):
         _kubeadm.read_kubeconfig(str(tmp_path / "admin.conf"))
+
+
+# Without PyYAML (a bare air-gapped node), kubectl converts the kubeconfig to JSON.
+KUBECTL_CANDIDATES = ("/var/tmp/kubelab/cache/1.36.3/bundle/bin/kubectl", "/tmp/prefetch/bin/kubectl")
+REAL_KUBECTL = next((p for p in KUBECTL_CANDIDATES if os.access(p, os.X_OK)), None)
+
+
+class _SubprocessModule:
+    """Just enough of AnsibleModule: finds the real kubectl and runs it."""
+
+    def __init__(self, kubectl):
+        self.kubectl = kubectl
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return self.kubectl if name == "kubectl" else None
+
+    def run_command(self, cmd, environ_update=None):
+        import subprocess
+
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.skipif(REAL_KUBECTL is None, reason="no kubectl built yet (tests/lab/build/build.sh builds one)")
+def test_read_kubeconfig_without_pyyaml_uses_real_kubectl(tmp_path):
+    path = write_kubeconfig(tmp_path, kubeconfig_yaml())
+    with_yaml = _kubeadm.read_kubeconfig(path)
+    with patch.object(_kubeadm, "HAS_YAML", False):
+        without = _kubeadm.read_kubeconfig(path, _SubprocessModule(REAL_KUBECTL))
+    assert without == with_yaml
+    assert without["server"] == "https://10.0.2.8:6443"
+
+
+def test_read_kubeconfig_without_pyyaml_or_kubectl(tmp_path):
+    path = write_kubeconfig(tmp_path, kubeconfig_yaml())
+    module = fake_module()
+    module.get_bin_path.return_value = None
+    with patch.object(_kubeadm, "HAS_YAML", False), pytest.raises(KubeadmError, match=r"PyYAML .* or kubectl"):
+        _kubeadm.read_kubeconfig(path, module)
+    with patch.object(_kubeadm, "HAS_YAML", False), pytest.raises(KubeadmError, match="install python3-yaml"):
+        _kubeadm.read_kubeconfig(path)
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ((1, "", "error: open /nope: no such file or directory\n"), r"kubectl could not read.*no such file"),
+        ((0, "not json", ""), "printed no JSON"),
+    ],
+)
+def test_read_kubeconfig_kubectl_errors(tmp_path, result, message):
+    path = write_kubeconfig(tmp_path, kubeconfig_yaml())
+    module = fake_module(bin_path="/usr/local/bin/kubectl", result=result)
+    with patch.object(_kubeadm, "HAS_YAML", False), pytest.raises(KubeadmError, match=message):
+        _kubeadm.read_kubeconfig(path, module)
