@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup lint sanity units molecule check lab lab-down e2e test
+.PHONY: help setup lint collection sanity units molecule check lab lab-down e2e test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -20,6 +20,9 @@ lint: setup ## yamllint, ansible-lint (production), ruff, changelog lint
 	$(BIN)/ruff check .
 	$(BIN)/antsibull-changelog lint
 
+collection: setup ## build the tarball, install it offline, ansible-doc every module from that install
+	bash tests/collection-install.sh
+
 sanity: setup ## ansible-test sanity (offline-safe wrapper)
 	bash tests/sanity.sh
 
@@ -30,7 +33,7 @@ units: setup ## unit tests with line coverage of plugins/ (>= 90 %)
 molecule: setup ## the VirtualBox scenarios' checks that run without VirtualBox (syntax, Vagrantfile, create/destroy)
 	$(BIN)/pytest tests/molecule -q
 
-check: lint sanity units molecule ## the static and unit tiers
+check: lint collection sanity units molecule ## the static and unit tiers
 
 lab: setup ## bring up the local two-node cluster in containers (the main job)
 	bash tests/lab/host-docker.sh
