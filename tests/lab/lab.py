@@ -53,6 +53,7 @@ INVENTORY = REPO / "inventories" / "local"
 LATE_WORKER_FILE = INVENTORY / "late-worker.yml"
 VENV_BIN = REPO / ".venv" / "bin"
 STATE = Path(os.environ.get("KUBELAB_STATE", "/var/tmp/kubelab"))
+PORT_CHANGE_TO = "10265"  # the read-only port the e2e switches to and back (10256 is kube-proxy's healthz)
 LOGS = STATE / "logs"
 # Fixed, because inventories/local names them (testinfra does not template inventory variables).
 SSH_DIR = Path("/var/tmp/kubelab/ssh")
@@ -544,7 +545,7 @@ def host_firewall(add: bool) -> None:
         if not present:
             run(["iptables", "-I", "INPUT", "1", *FIREWALL_RULE])
         return
-    for _ in range(10):
+    for _attempt in range(10):
         if run(["iptables", "-D", "INPUT", *FIREWALL_RULE], check=False).returncode != 0:
             break
 
@@ -943,6 +944,10 @@ class Report:
                 detail = f"changed={p['changed']}"
             if "cache_hit" in p:
                 detail = "cache hit" if p["cache_hit"] else "built"
+            if "deleted" in p:
+                detail = f"{p['deleted']} token(s) deleted"
+            if p.get("name") == "restart" and "node" in p:
+                detail = f"{p['node']} Ready again"
             if "cached" in p:
                 detail = f"{p.get('tag')} ({'cached' if p['cached'] else 'built'})"
             if p.get("summary"):
@@ -959,7 +964,11 @@ class Report:
                 f"kubelet {st.get('kubelet')} runtime {st.get('runtime')}"
             )
         if self.data.get("versions"):
-            lines.append("  versions: " + ", ".join(f"{k} {v}" for k, v in self.data["versions"].items()))  # type: ignore[union-attr]
+            versions = dict(self.data["versions"])  # type: ignore[call-overload]
+            bundle = versions.pop("bundle", None)
+            lines.append("  versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+            if bundle:
+                lines.append("  bundle: " + ", ".join(f"{k} {v}" for k, v in bundle.items()))
         return "\n".join(lines)
 
 
@@ -979,6 +988,9 @@ def collect_versions(report: Report) -> None:
         ).stdout.strip()
     with contextlib.suppress(Exception):
         versions["cri_dockerd"] = ssh(CONTROL_PLANE, "cri-dockerd --version 2>&1", timeout=20).stdout.strip()
+    bundle = next((p for p in report.data["phases"] if p["name"] == "bundle"), {})  # type: ignore[union-attr]
+    if bundle.get("versions"):
+        versions["bundle"] = bundle["versions"]
     report.data["versions"] = versions
     with contextlib.suppress(Exception):
         report.data["nodes"] = node_states()
@@ -989,6 +1001,79 @@ def collect_versions(report: Report) -> None:
 
 def keep() -> bool:
     return os.environ.get("KUBELAB_KEEP", "") not in ("", "0", "false", "no")
+
+
+def changed_tasks(log_path: str) -> list[str]:
+    """The names of the tasks and handlers that reported `changed` in a playbook log."""
+    names, current = [], ""
+    for line in Path(log_path).read_text().splitlines():
+        m = re.match(r"(?:TASK|RUNNING HANDLER) \[(.+?)\] \*+$", line)
+        if m:
+            current = m.group(1)
+        elif line.startswith("changed:") and current and (not names or names[-1] != current):
+            names.append(current)
+    return names
+
+
+def tampered_bundle_run() -> dict[str, object]:
+    """One changed byte in one image archive: site.yml must stop, naming the file, before any node changes.
+
+    The copy shares every file with the real bundle through hard links except the tampered archive,
+    which is a real copy: the real bundle is never modified.
+    """
+    src = bundle_dir()
+    manifest = json.loads((src / "manifest.json").read_text())
+    victim = min((f for f in manifest["files"] if f["component"] == "image"), key=lambda f: f["size"])
+    copy = STATE / "tampered-bundle"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(src, copy, copy_function=os.link)
+    target = copy / victim["path"]
+    target.unlink()
+    shutil.copyfile(src / victim["path"], target)
+    with target.open("r+b") as fh:
+        fh.seek(victim["size"] // 2)
+        byte = fh.read(1)
+        fh.seek(victim["size"] // 2)
+        fh.write(bytes([byte[0] ^ 0x01]))
+    result: dict[str, object] = {}
+    try:
+        try:
+            playbook("site-tampered", "site.yml", "-e", f"cluster_bundle_dir={copy}")
+        except LabError as exc:
+            result = exc.args[1] if len(exc.args) > 1 else {}
+        else:
+            raise LabError(f"site.yml accepted a bundle whose {victim['path']} has a changed byte")
+        text = Path(LOGS / "site-tampered.log").read_text()
+        if victim["path"] not in text or victim["sha256"] not in text:
+            raise LabError(
+                f"the failure does not name {victim['path']} and its expected sha256 (see {result.get('log')})"
+            )
+        if result.get("changed"):
+            raise LabError(f"the run with a tampered bundle changed {result['changed']} things on the nodes", result)
+        return {"file": victim["path"], "changed": result.get("changed", 0), "log": result.get("log")}
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def kubelet_port_change(nodes: Sequence[str]) -> dict[str, object]:
+    """Re-run site.yml with another read-only port: only kubelet_config may change; then put it back."""
+    original = inventory_var("cluster_kubelet_read_only_port", "0")
+    result: dict[str, object] = {"from": original, "to": PORT_CHANGE_TO}
+    for phase, port in (("site-port-change", PORT_CHANGE_TO), ("site-port-restore", original)):
+        run_ = playbook(phase, "site.yml", "-e", f"cluster_kubelet_read_only_port={port}")
+        tasks = changed_tasks(str(run_["log"]))
+        stray = [t for t in tasks if not t.startswith("kubelab.kubeadm.kubelet_config :")]
+        if not run_["changed"] or stray:
+            raise LabError(f"{phase}: expected changes by kubelet_config only, got {tasks or 'none'}", run_)
+        checks = verify(
+            f"verify-{phase}",
+            nodes,
+            f"--kubelab-set=cluster_kubelet_read_only_port={port}",
+            "-k",
+            "read_only_port or healthz or nodes_ready",
+        )
+        result[phase] = {"changed": run_["changed"], "changed_tasks": tasks, "verify": checks["summary"]}
+    return result
 
 
 def e2e(args: argparse.Namespace) -> int:
@@ -1016,6 +1101,10 @@ def e2e(args: argparse.Namespace) -> int:
             if p["changed"]:
                 changed_hosts = {h: r["changed"] for h, r in p["recap"].items() if r["changed"]}
                 raise LabError(f"second site.yml run is not idempotent: changed {changed_hosts} (see {p['log']})", p)
+        with report.phase("tampered bundle") as p:
+            p.update(tampered_bundle_run())
+        with report.phase("kubelet port change") as p:
+            p.update(kubelet_port_change([CONTROL_PLANE, *workers]))
         with report.phase("delete tokens") as p:
             p["deleted"] = delete_bootstrap_tokens()
         with report.phase("add node") as p:

@@ -44,6 +44,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("KUBELAB_NODES", ""),
         help="comma-separated nodes the cluster must consist of (default: every host of k8s_cluster)",
     )
+    parser.addoption(
+        "--kubelab-set",
+        dest="kubelab_set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a cluster_* value the last run was given with -e (overrides the inventory's; repeatable)",
+    )
 
 
 @dataclass
@@ -54,6 +62,7 @@ class Cluster:
     control_plane: list[str]
     workers: list[str]
     nodes: list[str]
+    overrides: dict[str, str] = field(default_factory=dict)
     _hosts: dict[str, testinfra.host.Host] = field(default_factory=dict)
 
     def host(self, name: str) -> testinfra.host.Host:
@@ -66,7 +75,9 @@ class Cluster:
         return self.host(self.control_plane[0])
 
     def var(self, name: str, node: str | None = None) -> Any:
-        """A cluster_* variable as the inventory sets it for `node` (or the control plane)."""
+        """A cluster_* variable as the inventory sets it for `node` (or the control plane), or --kubelab-set."""
+        if name in self.overrides:
+            return self.overrides[name]
         value = self.host(node or self.control_plane[0]).ansible.get_variables().get(name, DEFAULTS.get(name))
         if isinstance(value, str) and "{{" in value:
             pytest.skip(f"{name} is templated in the inventory ({value!r}); these checks read plain values")
@@ -122,7 +133,13 @@ def _cluster(config: pytest.Config) -> Cluster:
     unknown = sorted(set(nodes) - set(control_plane) - set(workers))
     if unknown:
         raise pytest.UsageError(f"--kubelab-nodes names {unknown}, which are in neither control_plane nor workers")
-    cluster = Cluster(inventory, control_plane, [w for w in workers if w in nodes], nodes)
+    overrides = {}
+    for item in config.getoption("kubelab_set"):
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("cluster_"):
+            raise pytest.UsageError(f"--kubelab-set takes cluster_NAME=VALUE, got {item!r}")
+        overrides[name] = value
+    cluster = Cluster(inventory, control_plane, [w for w in workers if w in nodes], nodes, overrides)
     config._kubelab_cluster = cluster  # type: ignore[attr-defined]
     return cluster
 

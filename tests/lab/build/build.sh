@@ -319,7 +319,7 @@ read_image_list() {
   ETCD_TAG=$(grep -E '/etcd:' <<<"$refs" | sed 's/.*://')
   COREDNS_TAG=$(grep -E '/coredns:' <<<"$refs" | sed 's/.*://')
   PAUSE_TAG=$(grep -E '/pause:' <<<"$refs" | sed 's/.*://')
-  [ -n "$ETCD_TAG" ] && [ -n "$COREDNS_TAG" ] && [ -n "$PAUSE_TAG" ] || die "kubeadm image list lacks etcd/coredns/pause: $refs"
+  { [ -n "$ETCD_TAG" ] && [ -n "$COREDNS_TAG" ] && [ -n "$PAUSE_TAG" ]; } || die "kubeadm image list lacks etcd/coredns/pause: $refs"
   # image tag 3.6.8-0 -> etcd v3.6.8 (kubeadm picks its etcd flags by this tag)
   ETCD_VERSION=v${ETCD_TAG%-*}
 }
@@ -637,8 +637,8 @@ step_rootfs() {
   # (package names of bookworm; dpkg ignores names that are not installed).
   # mmdebstrap runs `sh -c 'cat >&N'` with the next free fd: dash cannot parse N > 9, so the
   # step's saved fds (3, 4) and the lock (9) are closed for it.
-  # shellcheck disable=SC2016
   rm -rf "$dir/base.new.tar"
+  # shellcheck disable=SC2016 # "$1" in the hooks is expanded by mmdebstrap's hook shell, not here
   mmdebstrap --variant=essential --format=tar --include="$ROOTFS_PACKAGES" \
     --aptopt='APT::Install-Recommends "false"' \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
@@ -966,6 +966,7 @@ PY
   printf 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n' >"$t/subnet.env"
   cp "$t/opt-cni-bin/flannel" "$t/cni/flannel"
   local out
+  # shellcheck disable=SC2016 # the script is expanded by the child sh, inside the new namespaces
   out=$(unshare --net --mount --propagation private env T="$t" BB="$WORK/docker/root/bin/busybox" sh -ec '
     mount -t tmpfs tmpfs /run
     ip link set lo up
@@ -1045,7 +1046,7 @@ step_smoke() {
   ended=$(date +%s)
   rc=$(docker inspect -f '{{.State.ExitCode}}' "$cid")
   docker rm "$cid" >/dev/null
-  [ "$rc" = 0 ] && [ $((ended - started)) -lt 5 ] || die "pause: exit code $rc after $((ended - started)) s on SIGTERM (want 0, at once)"
+  { [ "$rc" = 0 ] && [ $((ended - started)) -lt 5 ]; } || die "pause: exit code $rc after $((ended - started)) s on SIGTERM (want 0, at once)"
   echo "ok  image pause: runs, exits 0 on SIGTERM in $((ended - started)) s"
   img=$(flannel_refs | grep '/flannel:')
   expect "image flannel" "v$FLANNEL_VERSION" docker run --rm "$img" --version
