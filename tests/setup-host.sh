@@ -33,3 +33,12 @@ fi
 link=$repo/build/collections/ansible_collections/kubelab/kubeadm
 mkdir -p "$(dirname "$link")"
 [ -L "$link" ] || ln -sfn "$repo" "$link"
+
+# The intranet-registry test (tests/bundle, docs/registry-mirror.md) runs a real CNCF
+# Distribution registry on loopback; no registry image can be pulled here, so build it from
+# its Go module once.
+registry_bin=${KUBELAB_STATE:-/var/tmp/kubelab}/tools/registry
+if [ ! -x "$registry_bin" ] && command -v go >/dev/null 2>&1; then
+  echo "setup: go install github.com/distribution/distribution/v3/cmd/registry@v3.0.0"
+  GOBIN=$(dirname "$registry_bin") GOTOOLCHAIN=local go install github.com/distribution/distribution/v3/cmd/registry@v3.0.0
+fi
