@@ -26,8 +26,8 @@ collection: setup ## build the tarball, install it offline, ansible-doc every mo
 sanity: setup ## ansible-test sanity (offline-safe wrapper)
 	bash tests/sanity.sh
 
-units: setup ## unit tests with line coverage of plugins/ (>= 90 %)
-	$(BIN)/pytest tests/unit tests/bundle -q \
+units: setup ## unit tests (modules, role logic, bundle.yml on loopback) with line coverage of plugins/ (>= 90 %)
+	$(BIN)/pytest tests/unit tests/roles tests/bundle -q \
 	  --cov=ansible_collections.kubelab.kubeadm.plugins --cov-report=term --cov-fail-under=90
 
 molecule: setup ## the VirtualBox scenarios' checks that run without VirtualBox (syntax, Vagrantfile, create/destroy)
