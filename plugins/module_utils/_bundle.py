@@ -43,7 +43,9 @@ COMPONENTS = (
 )
 # Components a bundle holds at most one file of (the roles pick "the" docker archive, ...).
 SINGLE_COMPONENTS = ("kubeadm", "kubelet", "kubectl", "docker", "cri_dockerd", "cni_plugins", "crictl")
-IMAGE_GROUPS = ("kubeadm", "pod_network")
+# kubeadm: `kubeadm config images list`; pod_network: the pod network's; test: images only tests run
+# (agnhost), loaded on the nodes only when asked (cluster_load_test_images).
+IMAGE_GROUPS = ("kubeadm", "pod_network", "test")
 META_KEYS = ("kubernetes_version", "architecture", "created", "builder", "image_repository", "versions")
 
 # Where each component lives in the layout (docs/bundle.md).
@@ -816,7 +818,7 @@ def write_manifest(
     """Write <bundle_dir>/manifest.json and SHA256SUMS for the files now in bundle_dir.
 
     meta: {kubernetes_version, architecture, builder?, image_repository?, versions?}
-    images: [{ref, group ('kubeadm'|'pod_network'), id ('sha256:...'), archive?, config_digest?}]
+    images: [{ref, group ('kubeadm'|'pod_network'|'test'), id ('sha256:...'), archive?, config_digest?}]
     Idempotent: when nothing but the creation time would change, the existing files are kept.
     Returns {changed, manifest, manifest_path, sha256sums_path, before, after} (before/after: the
     manifest.json text). Raises BundleError.

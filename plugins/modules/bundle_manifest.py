@@ -75,10 +75,11 @@ options:
         required: true
       group:
         description:
-          - C(kubeadm) for the images of C(kubeadm config images list), C(pod_network) for the pod network's.
+          - C(kubeadm) for the images of C(kubeadm config images list), C(pod_network) for the pod network's,
+            C(test) for images only tests use (agnhost), which the playbooks load only when asked.
         type: str
         required: true
-        choices: [kubeadm, pod_network]
+        choices: [kubeadm, pod_network, test]
       id:
         description:
           - The image ID on the builder (C(docker image inspect -f '{{.Id}}')), C(sha256:) and 64 hex digits.
@@ -135,7 +136,7 @@ from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle import Bun
 
 IMAGE_SPEC = {
     "ref": {"type": "str", "required": True},
-    "group": {"type": "str", "required": True, "choices": ["kubeadm", "pod_network"]},
+    "group": {"type": "str", "required": True, "choices": ["kubeadm", "pod_network", "test"]},
     "id": {"type": "str", "required": True},
     "archive": {"type": "str"},
     "config_digest": {"type": "str"},

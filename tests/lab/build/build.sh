@@ -274,10 +274,11 @@ step_kubernetes() {
   STEP_RESULT=built; STEP_NOTE="v$K8S_VERSION (7 binaries, commit ${commit:0:12}, buildDate $date)"
 }
 
-# k8s_wrapper_gomod UPSTREAM_GOMOD TAG: the wrapper module of k8s-from-go-modules.md §1.3:
-# require k8s.io/kubernetes TAG, each ./staging/src replace becomes the published v0.X.Y.
+# k8s_wrapper_gomod UPSTREAM_GOMOD TAG [PACKAGE...]: the wrapper module of k8s-from-go-modules.md §1.3:
+# require k8s.io/kubernetes TAG, each ./staging/src replace becomes the published v0.X.Y; the packages
+# (default: the K8S_COMPONENTS commands) are its tools, so that `go mod tidy` keeps what they import.
 k8s_wrapper_gomod() {
-  local upstream=$1 tag=$2 govers staging
+  local upstream=$1 tag=$2 govers staging tools=("${@:3}")
   govers=$(awk '$1=="go"{print $2; exit}' "$upstream")
   staging="v0.${tag#v1.}"
   if grep -E '=>[[:space:]]*\.' "$upstream" | grep -qv '\./staging/'; then
@@ -298,9 +299,45 @@ k8s_wrapper_gomod() {
   echo
   echo "tool ("
   local c
-  for c in "${K8S_COMPONENTS[@]}"; do echo "	k8s.io/kubernetes/cmd/$c"; done | sort
+  if [ "${#tools[@]}" = 0 ]; then
+    for c in "${K8S_COMPONENTS[@]}"; do tools+=("k8s.io/kubernetes/cmd/$c"); done
+  fi
+  for c in "${tools[@]}"; do echo "	$c"; done | sort
   echo ")"
 }
+
+# agnhost, the test image of Kubernetes' own e2e tests (netexec, serve-hostname, dial, ...), from
+# test/images/agnhost of the same k8s.io/kubernetes module (part of the main module since 1.2x).
+# Its version (the image tag the e2e tests expect) is test/images/agnhost/VERSION of that module.
+AGNHOST_PACKAGE=k8s.io/kubernetes/test/images/agnhost
+step_agnhost() {
+  local dir=$WORK/agnhost tag=v$K8S_VERSION info gomod moddir key version
+  mkdir -p "$dir"
+  info=$(go_module_info "k8s.io/kubernetes@$tag")
+  gomod=$(json_get 'd["GoMod"]' <<<"$info")
+  moddir=$(json_get 'd["Dir"]' <<<"$info")
+  [ -f "$moddir/test/images/agnhost/VERSION" ] || die "k8s.io/kubernetes@$tag has no test/images/agnhost/VERSION"
+  version=$(tr -d '[:space:]' <"$moddir/test/images/agnhost/VERSION")
+  key=$(stamp_key "$(fn_src step_agnhost k8s_wrapper_gomod)" "$tag" "$(go env GOVERSION)" "$(sha "$gomod")" "$version")
+  if stamp_ok agnhost "$key" && [ -x "$dir/bin/agnhost" ] && [ -f "$dir/version" ]; then
+    STEP_RESULT=cached; STEP_NOTE="agnhost $(cat "$dir/version")"; return 0
+  fi
+  k8s_wrapper_gomod "$gomod" "$tag" "$AGNHOST_PACKAGE" >"$dir/go.mod.gen"
+  tidy_wrapper "$dir"
+  rm -rf "$dir/bin.new"; mkdir -p "$dir/bin.new"
+  (cd "$dir" && time go build -p "$JOBS" -trimpath -ldflags "-s -w" -o bin.new/agnhost "$AGNHOST_PACKAGE")
+  is_static "$dir/bin.new/agnhost" || die "agnhost is not statically linked"
+  says "netexec" "$dir/bin.new/agnhost" --help || die "agnhost --help does not list netexec"
+  cp "$moddir/test/images/agnhost/porter/localhost.crt" "$moddir/test/images/agnhost/porter/localhost.key" "$dir/bin.new/"
+  chmod 0644 "$dir/bin.new/localhost.crt" "$dir/bin.new/localhost.key"
+  promote "$dir/bin.new" "$dir/bin"
+  echo "$version" >"$dir/version"
+  stamp_set agnhost "$key"
+  STEP_RESULT=built; STEP_NOTE="agnhost $version ($AGNHOST_PACKAGE@$tag)"
+}
+
+# The test images of the bundle (group `test`, loaded only where cluster_load_test_images asks).
+test_refs() { echo "registry.k8s.io/e2e-test-images/agnhost:$(cat "$WORK/agnhost/version")"; }
 
 step_image_list() {
   local out=$WORK/kubeadm-images.json
@@ -727,6 +764,18 @@ image_root() {
       install -D -m 0755 "$WORK/docker/root/bin/busybox" "$root/bin/busybox"
       for bb in sh cp ls cat; do ln -s busybox "$root/bin/$bb"; done
       static_base "$root" ;;
+    agnhost)
+      # upstream: an Alpine base with curl, dig, nc, iproute2, iperf, bash; here Debian's busybox-static
+      # (sh, tar for kubectl cp, wget, nslookup, nc, tty ...) - see docs/lab-build.md
+      static_base "$root"
+      install -m 0755 "$WORK/agnhost/bin/agnhost" "$root/agnhost"
+      ln -s agnhost "$root/agnhost-2"
+      install -m 0644 "$WORK/agnhost/bin/localhost.crt" "$WORK/agnhost/bin/localhost.key" "$root/"
+      install -D -m 0755 "$WORK/docker/root/bin/busybox" "$root/bin/busybox"
+      for bb in $("$WORK/docker/root/bin/busybox" --list); do
+        [ "$bb" = busybox ] || ln -s busybox "$root/bin/$bb"
+      done
+      mkdir -p "$root/uploads" ;;
     *) die "no image recipe for $name" ;;
   esac
 }
@@ -743,6 +792,7 @@ image_changes() {
     pause) echo 'ENTRYPOINT ["/pause"]'; echo 'USER 65535:65535' ;;
     flannel) echo 'ENTRYPOINT ["/opt/bin/flanneld"]' ;;
     flannel-cni-plugin) echo 'CMD ["/bin/sh"]' ;;
+    agnhost) echo 'ENTRYPOINT ["/agnhost"]'; echo 'CMD ["pause"]'; echo 'EXPOSE 80 8080 8081 9376' ;;
   esac
 }
 
@@ -755,6 +805,7 @@ image_source() {
     pause) echo "tests/lab/build/pause (Go port of build/pause/linux/pause.c)" ;;
     flannel) echo "github.com/flannel-io/flannel@v$FLANNEL_VERSION" ;;
     flannel-cni-plugin) echo "github.com/containernetworking/plugins@v$FLANNEL_CNI_SOURCE_VERSION/plugins/meta/flannel" ;;
+    agnhost) echo "$AGNHOST_PACKAGE@v$K8S_VERSION + Debian busybox-static" ;;
   esac
 }
 
@@ -768,6 +819,7 @@ image_inputs() {
     pause) echo "$WORK/pause/bin/pause" ;;
     flannel) echo "$WORK/flannel/bin/flanneld $WORK/flannel/bin/install-conf $WORK/rootfs/base.tar" ;;
     flannel-cni-plugin) echo "$WORK/flannel-cni/bin/flannel $WORK/docker/root/bin/busybox" ;;
+    agnhost) echo "$WORK/agnhost/bin/agnhost $WORK/agnhost/bin/localhost.crt $WORK/agnhost/bin/localhost.key $WORK/docker/root/bin/busybox" ;;
   esac
 }
 
@@ -833,6 +885,7 @@ step_images() {
   IMAGES_CACHED=0
   for ref in "${KUBEADM_IMAGES[@]}"; do build_image "$ref" kubeadm; done
   for ref in $(flannel_refs); do build_image "$ref" pod_network; done
+  for ref in $(test_refs); do build_image "$ref" test; done
   # earlier builds of these references, now untagged: only images this script made (label)
   docker image prune -f --filter "label=io.kubelab.build.key" --filter dangling=true
   STEP_RESULT=built
@@ -868,7 +921,7 @@ step_bundle() {
   cp "$WORK/crictl/crictl-v$CRICTL_VERSION-linux-$ARCH.tar.gz" "$new/archives/"
   cp "$WORK/flannel/kube-flannel.yml" "$new/manifests/kube-flannel.yml"
   local metas=()
-  for ref in "${KUBEADM_IMAGES[@]}" $(flannel_refs); do
+  for ref in "${KUBEADM_IMAGES[@]}" $(flannel_refs) $(test_refs); do
     cp "$WORK/$(archive_name "$ref")" "$new/$(archive_name "$ref")"
     metas+=("$WORK/$(archive_name "$ref").json")
   done
@@ -991,6 +1044,24 @@ PY
   echo "ok  CNI chain: flannel (cniVersion $(json_get 'd["cniVersion"]' <"$t/flannel-net.json")) -> bridge + host-local: pod address, route, ping, DEL"
 }
 
+# agnhost: netexec answers /hostname, and the busybox tools the lab's checks use are there
+agnhost_smoke() {
+  local img cid out i
+  img=$(test_refs | grep '/agnhost:')
+  expect "image agnhost" "netexec" docker run --rm "$img" --help
+  cid=$(docker run -d --network none --hostname agnhost-smoke "$img" netexec --http-port=8080)
+  out=""
+  for i in $(seq 50); do
+    out=$(docker exec "$cid" wget -qO- http://127.0.0.1:8080/hostname 2>/dev/null) && break
+    sleep 0.2
+  done
+  docker rm -f "$cid" >/dev/null
+  [ "$out" = agnhost-smoke ] || die "agnhost netexec: /hostname answered '$out' after $i tries, not agnhost-smoke"
+  echo "ok  image agnhost: netexec /hostname answers"
+  expect "image agnhost tar (kubectl cp)" "tar" docker run --rm --entrypoint tar "$img" --help
+  expect "image agnhost sh" "^ok$" docker run --rm --entrypoint sh "$img" -c 'echo ok'
+}
+
 step_smoke() {
   local v=v$K8S_VERSION t ref name
   t=$(mktemp -d "$WORK/smoke.XXXXXX")
@@ -1016,7 +1087,7 @@ step_smoke() {
   tar -C "$t" -xzf "$BUNDLE/archives/crictl-v$CRICTL_VERSION-linux-$ARCH.tar.gz"
   expect "crictl" "$CRICTL_VERSION" "$t/crictl" --version
 
-  for ref in "${KUBEADM_IMAGES[@]}" $(flannel_refs); do ensure_loaded "$ref"; done
+  for ref in "${KUBEADM_IMAGES[@]}" $(flannel_refs) $(test_refs); do ensure_loaded "$ref"; done
   local img
   for name in kube-apiserver kube-controller-manager kube-scheduler; do
     img="$IMAGE_REPOSITORY/$name:$v"
@@ -1061,6 +1132,7 @@ step_smoke() {
   docker run --rm -v "$t/opt-cni-bin:/opt/cni/bin" "$img" cp -f /flannel /opt/cni/bin/flannel
   expect "image flannel-cni-plugin (cp -f /flannel)" "supportedVersions" env CNI_COMMAND=VERSION "$t/opt-cni-bin/flannel"
   cni_chain_test "$t"
+  agnhost_smoke
   rm -rf "$t"
   STEP_RESULT=passed
   STEP_NOTE="binaries answer; images run their entrypoints on the host Docker"
@@ -1111,6 +1183,7 @@ step crictl step_crictl
 step flannel step_flannel
 step flannel-cni step_flannel_cni
 step flannel-yml step_flannel_yml
+step agnhost step_agnhost
 step docker step_docker
 step rootfs step_rootfs
 step images step_images
