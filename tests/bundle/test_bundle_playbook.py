@@ -116,6 +116,7 @@ class Lab:
     repo_prefix: str
     kubeadm_images: list[str]
     pod_network_images: list[str]
+    test_images: list[str]
     pins: dict[str, str]
     requests: list[str]
     real_kubeadm: bool
@@ -141,6 +142,7 @@ class Lab:
             "bundle_image_repository": f"{self.repo_prefix}/k8s",
             "bundle_image_source": "local",
             "bundle_pinned_sha256": self.pins,
+            "bundle_test_images": self.test_images,
         }
         values.update(overrides)
         return values
@@ -289,9 +291,10 @@ def lab(tmp_path_factory):
         f"{repo_prefix}/flannel-io/flannel-cni-plugin:{FLANNEL_CNI}",
         f"{repo_prefix}/flannel-io/flannel:v{FLANNEL}",
     ]
+    test_images = [f"{repo_prefix}/e2e-test-images/agnhost:2.63.0"]
     created = []
     try:
-        for ref in kubeadm_images + pod_images:
+        for ref in kubeadm_images + pod_images + test_images:
             rootfs = io.BytesIO()
             with tarfile.open(fileobj=rootfs, mode="w") as archive:
                 data = f"{ref}\n".encode()
@@ -314,6 +317,7 @@ def lab(tmp_path_factory):
                 repo_prefix=repo_prefix,
                 kubeadm_images=kubeadm_images,
                 pod_network_images=pod_images,
+                test_images=test_images,
                 pins=pins,
                 requests=requests,
                 real_kubeadm=real,
@@ -338,7 +342,7 @@ def test_first_run_builds_the_documented_layout(lab, first_run):
     files = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
     archives = sorted(
         "images/" + ref.replace("/", "_").replace(":", "_") + ".tar"
-        for ref in lab.kubeadm_images + lab.pod_network_images
+        for ref in lab.kubeadm_images + lab.pod_network_images + lab.test_images
     )
     assert files == sorted([*DOWNLOADS, *archives, "manifest.json", "SHA256SUMS"])
     for rel, path in DOWNLOADS.items():
@@ -372,6 +376,7 @@ def test_manifest_records_versions_files_and_images(lab, first_run):
     assert groups == {
         **dict.fromkeys(lab.kubeadm_images, "kubeadm"),
         **dict.fromkeys(lab.pod_network_images, "pod_network"),
+        **dict.fromkeys(lab.test_images, "test"),
     }
     for image in manifest["images"]:
         docker_id = subprocess.run(
@@ -534,7 +539,8 @@ def registry(lab, tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-        mirrored = [f"{address}/k8s/{ref.split('/', 1)[1]}" for ref in lab.kubeadm_images + lab.pod_network_images]
+        refs = lab.kubeadm_images + lab.pod_network_images + lab.test_images
+        mirrored = [f"{address}/k8s/{ref.split('/', 1)[1]}" for ref in refs]
         subprocess.run(["docker", "image", "rm", *mirrored], capture_output=True, check=False)
 
 
@@ -554,7 +560,7 @@ def test_registry_doc_script_pushes_and_pull_mode_rebuilds_the_same_bundle(lab, 
         ["bash", "-e", "-o", "pipefail", "-c", script], env=env, capture_output=True, text=True, check=False
     )
     assert pushed.returncode == 0, pushed.stdout[-3000:] + pushed.stderr[-3000:]
-    refs = lab.kubeadm_images + lab.pod_network_images
+    refs = lab.kubeadm_images + lab.pod_network_images + lab.test_images
     ids = {ref: _docker_id(ref) for ref in refs}
     catalog = json.loads(urllib.request.urlopen(f"http://{registry}/v2/_catalog").read())["repositories"]
     assert sorted(catalog) == sorted(f"k8s/{ref.split('/', 1)[1].rsplit(':', 1)[0]}" for ref in refs)
