@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -815,6 +816,18 @@ def playbook(phase: str, playbook_path: str, *extra: str, timeout: float = T_PLA
     return result
 
 
+def junit_outcomes(path: Path) -> dict[str, str]:
+    """Each test of a pytest JUnit file -> passed / failed / error / skipped (for the report)."""
+    if not path.exists():
+        return {}
+    outcomes = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        module = case.get("classname", "").rsplit(".", 1)[-1]
+        kinds = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+        outcomes[f"{module}::{case.get('name')}"] = {"failure": "failed"}.get(kinds[0], kinds[0]) if kinds else "passed"
+    return outcomes
+
+
 def verify(phase: str, nodes: Sequence[str], *extra: str) -> dict[str, object]:
     argv = [
         str(VENV_BIN / "pytest"),
@@ -832,7 +845,12 @@ def verify(phase: str, nodes: Sequence[str], *extra: str) -> dict[str, object]:
     ]
     rc, out = run_logged(argv, LOGS / f"{phase}.log", timeout=T_VERIFY, env=tool_env())
     summary = next((ln.strip() for ln in reversed(out.splitlines()) if re.search(r"\d+ (passed|failed|error)", ln)), "")
-    result = {"rc": rc, "summary": summary, "log": str(LOGS / f"{phase}.log")}
+    result = {
+        "rc": rc,
+        "summary": summary,
+        "log": str(LOGS / f"{phase}.log"),
+        "checks": junit_outcomes(LOGS / f"{phase}.xml"),
+    }
     if rc != 0:
         failures = [ln for ln in out.splitlines() if ln.startswith(("FAILED", "ERROR"))]
         raise LabError(f"checks failed ({summary}):\n" + "\n".join(failures[:20]), result)
@@ -936,24 +954,36 @@ class Report:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
 
+    @staticmethod
+    def detail(p: dict) -> str:
+        """The table's one-line detail of a phase record."""
+        detail = ""
+        if "changed" in p:
+            detail = f"changed={p['changed']}"
+        if "cache_hit" in p:
+            detail = "cache hit" if p["cache_hit"] else "built"
+        if "deleted" in p:
+            detail = f"{p['deleted']} token(s) deleted"
+        if p.get("name") == "restart" and "node" in p:
+            detail = f"{p['node']} Ready again"
+        if "cached" in p:
+            detail = f"{p.get('tag')} ({'cached' if p['cached'] else 'built'})"
+        if p.get("summary"):
+            detail = str(p["summary"])
+        if p.get("name") == "exec repair" and "repair" in p:
+            repair = p["repair"]
+            detail = (
+                f"exec broken, then repaired by one run (kubelets {' > '.join(repair['restart_order'])}; "
+                f"{repair['verify'].split(' in ')[0]}), then changed=0"
+            )
+        if p.get("status") == "failed":
+            detail = str(p.get("error", "")).splitlines()[0][:70]
+        return detail
+
     def table(self) -> str:
         rows = [("phase", "status", "seconds", "detail")]
         for p in self.data["phases"]:  # type: ignore[union-attr]
-            detail = ""
-            if "changed" in p:
-                detail = f"changed={p['changed']}"
-            if "cache_hit" in p:
-                detail = "cache hit" if p["cache_hit"] else "built"
-            if "deleted" in p:
-                detail = f"{p['deleted']} token(s) deleted"
-            if p.get("name") == "restart" and "node" in p:
-                detail = f"{p['node']} Ready again"
-            if "cached" in p:
-                detail = f"{p.get('tag')} ({'cached' if p['cached'] else 'built'})"
-            if p.get("summary"):
-                detail = str(p["summary"])
-            if p.get("status") == "failed":
-                detail = str(p.get("error", "")).splitlines()[0][:70]
+            detail = self.detail(p)
             rows.append((str(p["name"]), str(p["status"]), f"{p.get('seconds', 0):.1f}", detail))
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}" for r in rows]
@@ -963,6 +993,9 @@ class Report:
                 f"  {name}: {'Ready' if st.get('ready') else 'NotReady'} {','.join(st.get('roles', []))} "
                 f"kubelet {st.get('kubelet')} runtime {st.get('runtime')}"
             )
+        checks = self.widest_checks()
+        if checks:
+            lines.append(f"  checks ({checks[0]}): " + ", ".join(f"{n} {c}" for n, c in checks[1].items()))
         if self.data.get("versions"):
             versions = dict(self.data["versions"])  # type: ignore[call-overload]
             bundle = versions.pop("bundle", None)
@@ -970,6 +1003,23 @@ class Report:
             if bundle:
                 lines.append("  bundle: " + ", ".join(f"{k} {v}" for k, v in bundle.items()))
         return "\n".join(lines)
+
+    def widest_checks(self) -> tuple[str, dict[str, str]] | None:
+        """The tests/verify run with the most checks: check name -> "passed/total" over its nodes."""
+        runs = []
+        for p in self.data["phases"]:  # type: ignore[union-attr]
+            for key in ("checks", "verify"):
+                value = p.get(key) if key == "checks" else (p.get(key) or {})
+                checks = value if key == "checks" else (value.get("checks") if isinstance(value, dict) else None)
+                if checks:
+                    runs.append((len(checks), str(p["name"]), checks))
+        if not runs:
+            return None
+        _, phase, checks = max(runs, key=lambda r: r[0])
+        grouped: dict[str, list[str]] = {}
+        for name, outcome in checks.items():
+            grouped.setdefault(name.split("::", 1)[-1].split("[", 1)[0].removeprefix("test_"), []).append(outcome)
+        return phase, {n: f"{o.count('passed')}/{len(o)}" for n, o in grouped.items()}
 
 
 def collect_versions(report: Report) -> None:
