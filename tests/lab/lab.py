@@ -1015,7 +1015,7 @@ class Report:
                     runs.append((len(checks), str(p["name"]), checks))
         if not runs:
             return None
-        _, phase, checks = max(runs, key=lambda r: r[0])
+        _count, phase, checks = max(runs, key=lambda r: r[0])
         grouped: dict[str, list[str]] = {}
         for name, outcome in checks.items():
             grouped.setdefault(name.split("::", 1)[-1].split("[", 1)[0].removeprefix("test_"), []).append(outcome)

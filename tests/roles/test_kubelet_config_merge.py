@@ -91,7 +91,7 @@ GATE_CASES = [
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     cases = []
-    for current_gates, gates, _ in GATE_CASES:
+    for current_gates, gates, _want in GATE_CASES:
         current = dict(KUBEADM_WROTE, clusterDNS=["10.96.0.10"])
         if current_gates is not None:
             current["featureGates"] = current_gates
