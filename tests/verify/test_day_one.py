@@ -17,7 +17,6 @@ import json
 import re
 import secrets
 import shlex
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -104,6 +103,21 @@ class Workload:
     def fail(self, what: str, result: Result | None = None, pod: str | None = None) -> None:
         body = f"{what}\n\n{result}" if result else what
         pytest.fail(f"{body}\n\n===== diagnostics\n{self.explain(pod)}", pytrace=False)
+
+    def wait(self, what: str, probe, timeout: float, *, interval: float = 2, pod: str | None = None) -> Any:
+        """Cluster.wait (conftest) on probe() -> (value, Result or None); when it runs out, fail with the
+        last command's result and the diagnostics of explain()."""
+        last: list[Result] = []
+
+        def value() -> Any:
+            got, res = probe()
+            last[:] = [res] if res is not None else []
+            return got
+
+        try:
+            return self.cluster.wait(what, value, timeout=timeout, interval=interval)
+        except AssertionError as exc:
+            self.fail(str(exc), last[0] if last else None, pod)
 
     def pod(self, node: str) -> str:
         if node not in self.pods:
@@ -228,26 +242,24 @@ def workload(cluster: Cluster) -> Workload:
     try:
         if created.rc != 0:
             w.fail("creating the day-one test objects failed", created)
-        deadline = time.monotonic() + WAIT_PODS
-        pods: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            listed = _json(w.kubectl(f"-n {ns} get pods -o json")) or {"items": []}
-            pods = listed["items"]
+
+        def settled() -> tuple[Any, None]:
+            pods = (_json(w.kubectl(f"-n {ns} get pods -o json")) or {"items": []})["items"]
             ds = {p["spec"].get("nodeName"): p for p in pods if p["metadata"].get("labels", {}).get("app") == APP}
             target = next((p for p in pods if p["metadata"]["name"] == TARGET), {})
-            if (
+            ready = (
                 set(cluster.nodes) <= set(ds)
                 and all(_ready(ds[n]) and _console_restarted(ds[n]) for n in cluster.nodes)
                 and _ready(target)
-            ):
-                w.pods, w.target = ds, target
-                break
-            time.sleep(3)
-        else:
-            states = {
-                p["metadata"]["name"]: (p["spec"].get("nodeName"), p["status"].get("phase"), _ready(p)) for p in pods
-            }
-            w.fail(f"the day-one pods did not all become Ready (console restarted once) within {WAIT_PODS} s: {states}")
+            )
+            return ((ds, target) if ready else None), None
+
+        w.pods, w.target = w.wait(
+            "the day-one pods on every node Ready (console restarted once) and the target Ready",
+            settled,
+            WAIT_PODS,
+            interval=3,
+        )
         w.service = _json(w.kubectl(f"-n {ns} get service {TARGET} -o json")) or {}
         yield w
     finally:
@@ -454,23 +466,19 @@ def test_static_pod_on_worker(workload: Workload, worker: str) -> None:
     wrote = workload.sh(f"echo {shlex.quote(json.dumps(pod))} >{file}", host=worker)
     if wrote.rc != 0:
         workload.fail(f"could not write {file} on {worker}", wrote)
+    ns = workload.namespace
+
+    def mirrored() -> tuple[bool, Result]:
+        res = workload.kubectl(f"-n {ns} get pod {mirror} -o json")
+        data = _json(res) or {}
+        return _ready(data) and "kubernetes.io/config.mirror" in data["metadata"].get("annotations", {}), res
+
+    def gone() -> tuple[bool, Result]:
+        res = workload.kubectl(f"-n {ns} get pod {mirror} --ignore-not-found -o name")
+        return res.rc == 0 and not res.stdout.strip(), res
+
     try:
-        deadline = time.monotonic() + 120
-        res = None
-        while time.monotonic() < deadline:
-            res = workload.kubectl(f"-n {workload.namespace} get pod {mirror} -o json")
-            data = _json(res) or {}
-            if _ready(data) and "kubernetes.io/config.mirror" in data["metadata"].get("annotations", {}):
-                break
-            time.sleep(2)
-        else:
-            workload.fail(f"no Ready mirror pod {mirror} within 120 s of writing {file} on {worker}", res, mirror)
+        workload.wait(f"a Ready mirror pod {mirror} after writing {file} on {worker}", mirrored, 120, pod=mirror)
     finally:
         workload.sh(f"rm -f {file}", host=worker)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        res = workload.kubectl(f"-n {workload.namespace} get pod {mirror} --ignore-not-found -o name")
-        if res.rc == 0 and not res.stdout.strip():
-            return
-        time.sleep(2)
-    workload.fail(f"mirror pod {mirror} still listed 120 s after {file} was removed from {worker}", res, mirror)
+    workload.wait(f"mirror pod {mirror} gone after removing {file} from {worker}", gone, 120, pod=mirror)
