@@ -35,15 +35,18 @@ molecule: setup ## the VirtualBox scenarios' checks that run without VirtualBox 
 
 check: lint collection sanity units molecule ## the static and unit tiers
 
-lab: setup ## bring up the local two-node cluster in containers (the main job)
+# The lab runs are pytest sessions (tests/lab/conftest.py): one test per phase, the lab a session fixture.
+LAB_PYTEST := $(BIN)/pytest tests/lab -s -rfEs --junitxml=build/lab-junit.xml $(LAB_ARGS)
+
+lab: setup ## bring up the local two-node cluster in containers and keep it (kubeconfig: build/kubeconfig)
 	bash tests/lab/host-docker.sh
-	$(BIN)/python tests/lab/lab.py lab
+	$(LAB_PYTEST) -m lab --lab-keep --lab-nodes 2
 
 lab-down: setup ## tear the local cluster down
 	$(BIN)/python tests/lab/lab.py down
 
-e2e: setup ## the container-lab end-to-end run (builds or reuses the bundle)
+e2e: setup ## the container-lab end-to-end run, every phase, then teardown (report: build/lab-report.json)
 	bash tests/lab/host-docker.sh
-	$(BIN)/python tests/lab/lab.py e2e
+	$(LAB_PYTEST)
 
 test: check e2e ## everything CI runs
