@@ -880,10 +880,10 @@ def bundle_dir() -> Path:
 
 
 def build_bundle() -> dict[str, object]:
-    """Run tests/lab/build/build.sh (it caches every step); report whether anything was rebuilt."""
+    """Run tests/lab/build/build.py (it caches every step); report whether anything was rebuilt."""
     version = kubernetes_version()
     target = bundle_dir()
-    builder = BUILD_DIR / "build.sh"
+    builder = BUILD_DIR / "build.py"
     built_at = Path(os.environ.get("KUBELAB_CACHE", "/var/tmp/kubelab/cache")) / version / "bundle"
     info: dict[str, object] = {"bundle_dir": str(target), "kubernetes_version": version}
     if not builder.exists():
@@ -897,13 +897,18 @@ def build_bundle() -> dict[str, object]:
                 f"{builder.relative_to(REPO)} writes {built_at}, but the inventory's cluster_bundle_dir is {target}: "
                 "make them the same (KUBELAB_CACHE / KUBELAB_BUNDLE_DIR)"
             )
+        summary = LOGS / "bundle-summary.json"
+        summary.unlink(missing_ok=True)
         rc, out = run_logged(
-            ["bash", str(builder), "--version", version], LOGS / "bundle.log", timeout=T_BUILD, env=tool_env()
+            [sys.executable, str(builder), "--version", version, "--summary-json", str(summary)],
+            LOGS / "bundle.log",
+            timeout=T_BUILD,
+            env=tool_env(),
         )
         if rc != 0:
             raise LabError(f"bundle build failed (exit {rc}), see {LOGS / 'bundle.log'}:\n{out[-2500:]}")
-        info["builder"] = f"tests/lab/build/build.sh --version {version}"
-        info["cache_hit"] = "bundle up to date" in out
+        info["builder"] = f"tests/lab/build/build.py --version {version}"
+        info["cache_hit"] = bool(json.loads(summary.read_text())["cache_hit"])
     manifest = target / "manifest.json"
     if not manifest.exists():
         raise LabError(f"no {manifest} after the bundle step")
