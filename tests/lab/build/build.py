@@ -222,6 +222,10 @@ class Build:
     def run(self) -> None:
         s, table = self.steps, self.table()
         kubernetes = table["kubernetes"]
+        names = ["preflight", "kubernetes", "image-list", *list(table)[1:], "flannel-yml", "docker", "rootfs", "images",
+                 "bundle", "verify"]
+        if self.args.until and self.args.until not in [*names, "smoke"]:
+            raise BuildError(f"--until {self.args.until}: no such step; the steps: {', '.join(names)}, smoke")
         if self.args.verify_only:
             if not (self.bundle / "manifest.json").is_file():
                 raise BuildError(f"no bundle at {self.bundle}; run without --verify-only first")

@@ -133,10 +133,12 @@ def run(
     capture: bool = False,
     check: bool = True,
     merge: bool = True,
+    quiet: bool = False,
     what: str = "",
 ) -> str:
     """Run argv (no shell), output into the step's log; return its output when `capture`
-    (stdout and stderr, or with merge=False stdout only: stderr goes to the log).
+    (stdout and stderr, or with merge=False stdout only: stderr goes to the log; with quiet
+    the captured output is not logged).
 
     Raises BuildError on a non-zero exit (with `check`) and on the timeout."""
     args = [str(a) for a in argv]
@@ -160,7 +162,7 @@ def run(
         proc.communicate()
         raise BuildError(f"{what or args[0]}: `{short(args)}` did not finish within {timeout:.0f} s") from None
     out = out or ""
-    if capture and out:
+    if capture and out and not quiet:
         step_log.write(out)
     if check and proc.returncode != 0:
         raise BuildError(f"{what or args[0]}: `{short(args)}` failed with exit {proc.returncode}")
@@ -208,7 +210,7 @@ def read_key(path: Path) -> str:
 
 
 def is_static(path: Path) -> bool:
-    out = run(["readelf", "-l", path], capture=True, timeout=T_QUICK)
+    out = run(["readelf", "-l", path], capture=True, quiet=True, timeout=T_QUICK)
     return "program interpreter" not in out
 
 
