@@ -155,7 +155,7 @@ def run(
         start_new_session=True,
     )
     try:
-        out, _ = proc.communicate(stdin, timeout=timeout)
+        out = proc.communicate(stdin, timeout=timeout)[0]
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)

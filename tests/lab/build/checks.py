@@ -161,7 +161,7 @@ class Smoke:
         cid = self.start(["docker", "run", "-d", "--network", "none", "--hostname", "agnhost-smoke", ref, "netexec",
                           "--http-port=8080"])
         out = ""
-        for _ in range(50):
+        for _attempt in range(50):
             out = run(["docker", "exec", cid, "wget", "-qO-", "http://127.0.0.1:8080/hostname"], capture=True,
                       check=False, merge=False, timeout=T_QUICK)
             if out.strip() == "agnhost-smoke":
