@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -125,7 +125,7 @@ class Component:
     renames: tuple[tuple[str, str], ...] = ()
     files: tuple[tuple[str, str], ...] = ()  # (file of the module, name in bin/), mode 0644
     archive: Archive | None = None
-    images: tuple[Image, ...] = field(default=())
+    images: tuple[Image, ...] = ()
     source: str = ""
 
 
