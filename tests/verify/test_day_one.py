@@ -143,7 +143,7 @@ def _agnhost_image(cluster: Cluster) -> str:
         pytest.fail(
             f"agnhost is not loaded on every node ({found}). The day-one checks run it with imagePullPolicy Never: "
             "set cluster_load_test_images: true in the inventory (needs a bundle with the test group, as "
-            "tests/lab/build/build.sh makes) and run site.yml again.",
+            "tests/lab/build/build.py makes) and run site.yml again.",
             pytrace=False,
         )
     return sorted(common)[-1]

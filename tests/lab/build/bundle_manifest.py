@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Manifest entry point of the lab bundle build (tests/lab/build/build.sh).
+"""Manifest entry point of the lab bundle build (tests/lab/build/build.py).
 
 It loads plugins/module_utils/_bundle.py by path -- the same writer and verifier that
 playbooks/bundle.yml and the bundle_verify module use -- so both builders produce one format.

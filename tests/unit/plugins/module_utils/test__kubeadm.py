@@ -277,7 +277,7 @@ class _SubprocessModule:
         return proc.returncode, proc.stdout, proc.stderr
 
 
-@pytest.mark.skipif(REAL_KUBECTL is None, reason="no kubectl built yet (tests/lab/build/build.sh builds one)")
+@pytest.mark.skipif(REAL_KUBECTL is None, reason="no kubectl built yet (tests/lab/build/build.py builds one)")
 def test_read_kubeconfig_without_pyyaml_uses_real_kubectl(tmp_path):
     path = write_kubeconfig(tmp_path, kubeconfig_yaml())
     with_yaml = _kubeadm.read_kubeconfig(path)
