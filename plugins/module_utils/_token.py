@@ -16,17 +16,18 @@ usages and groups are missing when empty (the upload-certs proxy token).
 from __future__ import annotations
 
 import datetime
-import json
 import re
 import secrets
 import string
 from fractions import Fraction
 
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import redact
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._kubeadm import (
     KUBECONFIG_HINT,
+    OUTPUT_API_PREFIX,
     KubeadmError,
     check_readable_file,
-    redact,
+    iter_json_objects,
 )
 
 TOKEN_RE = re.compile(r"\A([a-z0-9]{6})\.([a-z0-9]{16})\Z")
@@ -36,7 +37,6 @@ TOKEN_ALPHABET = string.digits + string.ascii_lowercase
 KNOWN_USAGES = ("signing", "authentication")
 DEFAULT_GROUP = "system:bootstrappers:kubeadm:default-node-token"
 UPLOAD_CERTS_PROXY_DESCRIPTION = "Proxy for managing TTL for the kubeadm-certs secret"
-OUTPUT_API_PREFIX = "output.kubeadm.k8s.io/"
 
 # Go's time.Duration is an int64 of nanoseconds: about 292 years.
 _MAX_DURATION_SECONDS = Fraction(2**63 - 1, 10**9)
@@ -231,33 +231,6 @@ def format_rfc3339(when):
 # ---------------------------------------------------------------------------------------------
 # kubeadm token list -o json
 # ---------------------------------------------------------------------------------------------
-
-
-def iter_json_objects(text):
-    """Yield the top-level JSON objects of kubeadm printer output.
-
-    kubeadm prints one pretty JSON object per item, concatenated (not a list, not one per
-    line). Every object starts with "{" at the beginning of a line; anything else between
-    objects (a klog line that ended up on stdout, a "[dryrun]" note) is skipped line by line.
-    """
-    decoder = json.JSONDecoder()
-    pos = 0
-    size = len(text)
-    while pos < size:
-        if text[pos] in " \t\r\n":
-            pos += 1
-            continue
-        if text[pos] == "{" and (pos == 0 or text[pos - 1] == "\n"):
-            try:
-                obj, end = decoder.raw_decode(text, pos)
-            except ValueError:
-                obj, end = None, pos
-            if isinstance(obj, dict):
-                yield obj
-                pos = end
-                continue
-        newline = text.find("\n", pos)
-        pos = size if newline == -1 else newline + 1
 
 
 def _string_list(obj, key, where):
