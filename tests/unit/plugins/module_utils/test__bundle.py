@@ -35,8 +35,10 @@ def test_the_facade_exports_the_pieces_own_objects():
 
 
 def test_loaded_by_path_it_loads_the_pieces_next_to_it(monkeypatch, bundle):
-    """Without the package (the pieces not imported yet), the pieces are registered from their files."""
-    for piece in _bundle._PIECES:
+    """Without the package (the pieces not imported yet), the pieces are registered from their files;
+    one already imported is kept."""
+    command = sys.modules[f"{_bundle._PACKAGE}._command"]
+    for piece in _bundle._PIECES[1:]:
         monkeypatch.delitem(sys.modules, f"{_bundle._PACKAGE}.{piece}", raising=False)
     spec = importlib.util.spec_from_file_location("kubelab_bundle", FACADE)
     loaded = importlib.util.module_from_spec(spec)
@@ -44,6 +46,7 @@ def test_loaded_by_path_it_loads_the_pieces_next_to_it(monkeypatch, bundle):
     assert Path(sys.modules[f"{_bundle._PACKAGE}._bundle_write"].__file__) == FACADE.with_name("_bundle_write.py")
     assert loaded.verify_bundle(str(bundle))["verified_files"] == 9
     assert loaded.write_manifest is not _bundle.write_manifest  # fresh copies, not the package's
+    assert sys.modules[f"{_bundle._PACKAGE}._command"] is command
 
 
 def test_a_builder_outside_ansible_loads_it_by_path(bundle, tmp_path):
