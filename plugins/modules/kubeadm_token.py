@@ -159,11 +159,8 @@ from ansible_collections.kubelab.kubeadm.plugins.module_utils._kubeadm import (
     KUBECONFIG_SPEC,
     KubeadmRunner,
 )
-from ansible_collections.kubelab.kubeadm.plugins.module_utils._token import (
-    DEFAULT_GROUP,
-    KNOWN_USAGES,
-    ensure_token,
-)
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._token import DEFAULT_GROUP, KNOWN_USAGES
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._token_ensure import ensure_token
 
 
 def main():

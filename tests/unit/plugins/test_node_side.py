@@ -23,7 +23,7 @@ PREFIX = "ansible_collections.kubelab.kubeadm.plugins.module_utils."
 SHIPPED = {
     # node side
     "docker_image_preload": {"_command", "_docker_images", "_bundle_files"},
-    "kubeadm_token": {"_command", "_kubeadm", "_token"},
+    "kubeadm_token": {"_command", "_kubeadm", "_token", "_token_ensure"},
     "kubeadm_token_info": {"_command", "_kubeadm", "_token"},
     "kubeadm_join_info": {"_command", "_kubeadm", "_pki"},
     "kubeadm_images_info": {"_command", "_kubeadm", "_images"},

@@ -158,6 +158,11 @@ def test_error_without_output_and_without_hint():
         runner.run(["token", "list"], action="listing")
 
 
+def test_iter_json_objects_recovers_after_a_broken_object():
+    text = '{\n    "kind": "BootstrapToken",\n    "broken\n{\n    "a": 1\n}\n[1, 2]\n{"b": [\n{"c": 2}]}\n'
+    assert list(_kubeadm.iter_json_objects(text)) == [{"a": 1}, {"b": [{"c": 2}]}]
+
+
 # --- kubeconfig --------------------------------------------------------------------------------
 
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
