@@ -210,7 +210,6 @@ def write_manifest(
     }
 
 
-
 def manifest_result(params: dict, check_mode: bool = False, diff: bool = False) -> dict:
     """bundle_manifest: the whole run. Returns the module result; raises BundleError or ModuleError."""
     meta = {key: params[key] for key in ("kubernetes_version", "architecture", "image_repository", "builder")}

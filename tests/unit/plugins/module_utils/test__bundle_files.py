@@ -34,6 +34,7 @@ def test_normalize_ref():
     assert BF.normalize_ref("library/busybox:1") == "busybox:1"
     assert BF.normalize_ref("registry.k8s.io/pause:3.10") == "registry.k8s.io/pause:3.10"
 
+
 def test_sha256_file_in_chunks(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"abc" * 1000)

@@ -21,6 +21,7 @@ def test_image_archive_path():
         BM.image_archive_path("ghcr.io/flannel-io/flannel:v0.28.9") == "images/ghcr.io_flannel-io_flannel_v0.28.9.tar"
     )
 
+
 def test_normalize_version():
     assert BM.normalize_version("v1.36.3") == "1.36.3"
     assert BM.normalize_version(" 1.36.3 ") == "1.36.3"
