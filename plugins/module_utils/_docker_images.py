@@ -5,6 +5,9 @@
 
 PRIVATE to the kubelab.kubeadm collection: not a public API.
 
+Node-side code: Python 3.8 and the standard library only; of the bundle code it needs only
+_bundle_files.py (sha256, reading a `docker save` archive, comparing references).
+
 Why not community.docker.docker_image_load: it talks to the Docker API through the Python
 ``requests`` library, which a bare Debian node (and an air-gapped node cannot install it) lacks.
 This talks to Docker through the ``docker`` CLI that the docker_engine role installs.
@@ -18,12 +21,13 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle import (
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_files import (
     BundleError,
     normalize_ref,
     read_docker_archive,
     sha256_file,
 )
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import CommandRunner, ModuleError
 
 PRESENT = "present"
 MISSING = "missing"
@@ -31,8 +35,10 @@ MISMATCH = "mismatch"
 LOADED = "loaded"
 WOULD_LOAD = "would_load"
 
+DOCKER_HINT = "start Docker (systemctl start docker) and check `docker info`"
 
-class PreloadError(Exception):
+
+class PreloadError(ModuleError):
     """A check failed; the message names the image, what was expected and the fix."""
 
 
@@ -162,35 +168,28 @@ def space_problem(space: list[dict], needs: dict[str, int], reserve: int) -> str
     return None
 
 
-class DockerCli:
-    """The docker CLI, through module.run_command with argument lists."""
+class DockerCli(CommandRunner):
+    """The docker CLI, through the shared CommandRunner (argv lists, failures with cmd, rc, stderr)."""
 
     def __init__(self, module, docker_path: str):
-        self.module = module
-        self.docker = docker_path
-
-    def _run(self, args: list[str]):
-        return self.module.run_command([self.docker, *args])
+        super().__init__(module, docker_path, error=PreloadError)
 
     def root_dir(self) -> str:
-        rc, out, err = self._run(["info", "--format", "{{.DockerRootDir}}"])
-        if rc != 0 or not out.strip():
-            raise DockerUnavailable(
-                f"Docker does not answer ({(err or out).strip()}): start it (systemctl start docker) "
-                "and check `docker info`"
-            )
+        args = ["info", "--format", "{{.DockerRootDir}}"]
+        action = "asking Docker for its root directory"
+        _rc, out, _err = self.run(args, action, hint=DOCKER_HINT, error=DockerUnavailable)
+        if not out.strip():
+            raise DockerUnavailable(f"{action} failed: `{self.last_cmd}` printed nothing. Fix: {DOCKER_HINT}")
         return out.strip()
 
     def image_id(self, ref: str) -> str | None:
-        rc, out, _err = self._run(["image", "inspect", "--format", "{{.Id}}", ref])
+        rc, out, _err = self.run(["image", "inspect", "--format", "{{.Id}}", ref], "inspecting " + ref, check=False)
         if rc != 0:
             return None
         return out.strip() or None
 
     def load(self, archive: str) -> None:
-        rc, out, err = self._run(["load", "--input", archive])
-        if rc != 0:
-            raise PreloadError(f"docker load --input {archive} failed: {(err or out).strip()}")
+        self.run(["load", "--input", archive], f"loading {archive} into Docker")
 
 
 def preload(cli: DockerCli, images: list[dict], load: bool, check_mode: bool) -> dict:
@@ -231,3 +230,72 @@ def preload(cli: DockerCli, images: list[dict], load: bool, check_mode: bool) ->
             entry["status"] = LOADED
             loaded.append(image["ref"])
     return {"images": results, "missing": missing, "loaded": loaded}
+
+
+# --------------------------------------------------------------------------- the docker_image_preload module
+
+
+def ensure_images(cli: DockerCli, params: dict, check_mode: bool = False, diff: bool = False) -> dict:
+    """Report the missing images, check the disk has room for them, then (load=true) load them."""
+    images = resolve_images(params["images"], params["files"], params["archive_dir"])
+    root_dir = cli.root_dir()
+    plan = preload(cli, images, load=False, check_mode=check_mode)
+    missing = [image for image in images if image["ref"] in plan["missing"]]
+    need = sum(image["size"] for image in missing)
+    paths, needs = [root_dir], {root_dir: need}
+    if params["cache_dir"] and not params["load"]:
+        paths.insert(0, params["cache_dir"])
+        needs[params["cache_dir"]] = need
+    space = space_report(paths)
+    problem = space_problem(space, needs, params["min_free_mib"] * 1024 * 1024)
+    if problem:
+        raise PreloadError(problem)
+    result = preload(cli, missing, load=True, check_mode=check_mode) if params["load"] and missing else None
+    by_ref = {entry["ref"]: entry for entry in (result or {"images": []})["images"]}
+    entries = [by_ref.get(entry["ref"], entry) for entry in plan["images"]]
+    loaded = result["loaded"] if result else []
+    out = {
+        "changed": bool(loaded),
+        "images": entries,
+        "missing": plan["missing"],
+        "loaded": loaded,
+        "docker_root_dir": root_dir,
+        "space": space,
+    }
+    if diff:
+        present_before = [e["ref"] for e in plan["images"] if e["status"] == PRESENT]
+        present_after = [e["ref"] for e in entries if e["status"] in (PRESENT, LOADED, WOULD_LOAD)]
+        out["diff"] = {"before": {"present": present_before}, "after": {"present": present_after}}
+    return out
+
+
+def unavailable(params: dict, reason: str) -> dict:
+    """Check mode on a node without a working Docker yet: every image counts as missing."""
+    refs = [image["ref"] for image in params["images"]]
+    statuses = [{"ref": ref, "status": MISSING, "id": None, "accepted_ids": []} for ref in refs]
+    loaded = refs if params["load"] else []
+    return {
+        "changed": bool(loaded),
+        "images": statuses,
+        "missing": refs,
+        "loaded": loaded,
+        "docker_root_dir": None,
+        "space": [],
+        "warnings": [f"{reason}; check mode counts every image as missing"],
+    }
+
+
+def image_preload(module) -> dict:
+    """docker_image_preload: the whole run for an AnsibleModule. Returns the result; raises PreloadError."""
+    params = module.params
+    docker = params["docker_path"] or module.get_bin_path("docker", opt_dirs=["/usr/local/bin"])
+    if not docker:
+        if module.check_mode:
+            return unavailable(params, "the docker CLI is not installed yet")
+        raise PreloadError("the docker CLI is not on the node: install Docker Engine first (role docker_engine)")
+    try:
+        return ensure_images(DockerCli(module, docker), params, check_mode=module.check_mode, diff=module._diff)
+    except DockerUnavailable as exc:
+        if module.check_mode:
+            return unavailable(params, str(exc))
+        raise

@@ -14,11 +14,9 @@ from __future__ import annotations
 import re
 
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._kubeadm import (
+    OUTPUT_API_PREFIX,
     KubeadmError,
     check_readable_file,
-)
-from ansible_collections.kubelab.kubeadm.plugins.module_utils._token import (
-    OUTPUT_API_PREFIX,
     iter_json_objects,
 )
 

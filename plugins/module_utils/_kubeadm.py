@@ -5,10 +5,11 @@
 
 PRIVATE to the kubelab.kubeadm collection: not a public API.
 
-Finds the kubeadm binary, builds argv lists, runs them through ``module.run_command`` (never a
-shell), and turns a non-zero exit into a KubeadmError whose message says what failed, why (from
-kubeadm's stderr) and how to fix it. Secrets (tokens, certificate keys) are redacted from every
-command line and output put into an error.
+Finds the kubeadm binary and runs it through the shared CommandRunner (_command.py): argv lists,
+never a shell, and a non-zero exit turned into a KubeadmError whose message says what failed, why
+(from kubeadm's stderr) and how to fix it. Secrets (tokens, certificate keys) are redacted from
+every command line and output put into an error. Also reads kubeconfigs, and the JSON objects
+kubeadm prints with ``-o json``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ import base64
 import json
 import os
 import re
+
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import (
+    CommandRunner,
+    ModuleError,
+)
 
 try:
     import yaml
@@ -34,9 +40,8 @@ KUBECONFIG_HINT = (
     " control-plane host) with become: true, or point the kubeconfig option at an admin kubeconfig"
 )
 
-# Anything shaped like a bootstrap token is masked in what we echo back, known or not.
-_TOKEN_LIKE_RE = re.compile(r"\b([a-z0-9]{6})\.[a-z0-9]{16}\b")
-_REDACTED = "********"
+# The apiVersion prefix of what kubeadm prints with -o json (v1alpha1 ... v1alpha3).
+OUTPUT_API_PREFIX = "output.kubeadm.k8s.io/"
 
 # (stderr pattern, hint) pairs, first match wins.
 _ERROR_HINTS = (
@@ -58,25 +63,8 @@ _ERROR_HINTS = (
 )
 
 
-class KubeadmError(Exception):
-    """A failure with a message for the user; details go into fail_json (cmd, rc, stderr...)."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
-
-    def __str__(self):
-        return self.msg
-
-
-def redact(text, secrets=()):
-    """Mask the given secrets and anything token-shaped in text (a string)."""
-    if not text:
-        return text
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, _REDACTED)
-    return _TOKEN_LIKE_RE.sub(lambda m: m.group(1) + "." + _REDACTED, text)
+class KubeadmError(ModuleError):
+    """A kubeadm, kubeconfig or certificate failure; details go into fail_json (cmd, rc, stderr...)."""
 
 
 def check_readable_file(path, option, hint):
@@ -101,32 +89,29 @@ def read_file(path, option, hint):
         raise KubeadmError(f"{option} {path} could not be read ({exc}): {hint}") from None
 
 
-class KubeadmRunner:
+class KubeadmRunner(CommandRunner):
     """Runs kubeadm for a module.
 
     kubeadm_path: the binary to use (None = look up ``kubeadm`` in PATH and the usual dirs).
     kubeconfig: when set, ``--kubeconfig <path>`` is appended to the commands that talk to the
-    cluster (``run(..., cluster=True)``).
+    cluster (``run(args, action)``; ``run(args, action, cluster=False)`` for those that do not).
+    run() returns (rc, stdout, stderr) or raises KubeadmError on a non-zero exit.
     secrets: values to mask in any command line or output put into an error.
     """
 
     SEARCH_DIRS = ("/usr/local/bin", "/usr/bin", "/opt/bin")
 
     def __init__(self, module, kubeadm_path=None, kubeconfig=None):
-        self.module = module
+        super().__init__(module, error=KubeadmError, hints=_ERROR_HINTS)
         self.kubeadm_path = kubeadm_path
         self.kubeconfig = kubeconfig
-        self.secrets = set()
-        self.last_cmd = None
-        self._binary = None
 
-    @property
-    def binary(self):
-        if self._binary is None:
-            self._binary = self._find_binary()
-        return self._binary
+    @classmethod
+    def for_module(cls, module):
+        """The runner of a module with the kubeadm_path (and kubeconfig) options."""
+        return cls(module, module.params.get("kubeadm_path"), module.params.get("kubeconfig"))
 
-    def _find_binary(self):
+    def find_binary(self):
         if self.kubeadm_path:
             path = self.kubeadm_path
             if not os.path.exists(path):
@@ -153,41 +138,32 @@ class KubeadmRunner:
             cmd += ["--kubeconfig", self.kubeconfig]
         return cmd
 
-    def run(self, args, action, cluster=True):
-        """Run kubeadm <args>; return (rc, stdout, stderr) or raise KubeadmError on rc != 0."""
-        cmd = self.command(args, cluster=cluster)
-        self.last_cmd = redact(" ".join(cmd), self.secrets)
-        rc, out, err = self.module.run_command(cmd, environ_update={"LC_ALL": "C", "LANG": "C"})
-        if rc != 0:
-            raise self.error(action, rc, out, err)
-        return rc, out, err
 
-    def error(self, action, rc, out, err):
-        stderr = redact((err or "").strip(), self.secrets)
-        stdout = redact((out or "").strip(), self.secrets)
-        reason = _last_error_line(stderr) or _last_error_line(stdout) or "no error output"
-        msg = f"{action} failed: `{self.last_cmd}` exited with {rc}: {reason}"
-        hint = error_hint(stderr + "\n" + stdout)
-        if hint:
-            msg += ". Fix: " + hint
-        return KubeadmError(msg, cmd=self.last_cmd, rc=rc, stdout=stdout, stderr=stderr)
+def iter_json_objects(text):
+    """Yield the top-level JSON objects of kubeadm printer output.
 
-
-def _last_error_line(text):
-    """kubeadm's own 'error: ...' line if there is one, else the last non-empty line."""
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith("To see the stack trace")]
-    for line in reversed(lines):
-        if line.lower().startswith("error"):
-            return line
-    return lines[-1] if lines else ""
-
-
-def error_hint(text):
-    for pattern, hint in _ERROR_HINTS:
-        if pattern.search(text or ""):
-            return hint
-    return None
+    kubeadm prints one pretty JSON object per item, concatenated (not a list, not one per
+    line). Every object starts with "{" at the beginning of a line; anything else between
+    objects (a klog line that ended up on stdout, a "[dryrun]" note) is skipped line by line.
+    """
+    decoder = json.JSONDecoder()
+    pos = 0
+    size = len(text)
+    while pos < size:
+        if text[pos] in " \t\r\n":
+            pos += 1
+            continue
+        if text[pos] == "{" and (pos == 0 or text[pos - 1] == "\n"):
+            try:
+                obj, end = decoder.raw_decode(text, pos)
+            except ValueError:
+                obj, end = None, pos
+            if isinstance(obj, dict):
+                yield obj
+                pos = end
+                continue
+        newline = text.find("\n", pos)
+        pos = size if newline == -1 else newline + 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,15 +182,12 @@ def _kubeconfig_via_kubectl(module, path):
         raise KubeadmError(
             "reading a kubeconfig needs PyYAML (python3-yaml) or kubectl on this host: install either"
         )
-    rc, out, err = module.run_command(
-        [kubectl, "config", "view", "--raw", "-o", "json", "--kubeconfig", path],
-        environ_update={"LC_ALL": "C", "LANG": "C"},
+    _rc, out, _err = CommandRunner(module, kubectl, error=KubeadmError).run(
+        ["config", "view", "--raw", "-o", "json", "--kubeconfig", path],
+        action=f"reading the kubeconfig {path} with kubectl",
+        hint=KUBECONFIG_HINT,
+        echo_stdout=False,
     )
-    if rc != 0:
-        raise KubeadmError(
-            f"kubectl could not read the kubeconfig {path} ({_last_error_line(err) or f'exit code {rc}'}):"
-            f" {KUBECONFIG_HINT}"
-        )
     try:
         return json.loads(out)
     except ValueError:

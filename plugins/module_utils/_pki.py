@@ -19,13 +19,13 @@ import binascii
 import hashlib
 import re
 
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import REDACTED, redact
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._kubeadm import (
     KUBECONFIG_HINT,
     KubeadmError,
     check_readable_file,
     read_file,
     read_kubeconfig,
-    redact,
 )
 
 try:
@@ -224,7 +224,7 @@ def upload_certs(runner, config_path=None):
     lines = [line.strip() for line in (out or "").splitlines() if line.strip()]
     key = lines[-1] if lines else ""
     if not _CERT_KEY_RE.match(key):
-        stdout = _HEX64_RE.sub("********", redact(out or "", runner.secrets))
+        stdout = _HEX64_RE.sub(REDACTED, redact(out or "", runner.secrets))
         raise PkiError(
             "`kubeadm init phase upload-certs --upload-certs` succeeded but its last output line is not a"
             " certificate key (64 lower-case hex characters); check the kubeadm version (>= 1.15 needed)",

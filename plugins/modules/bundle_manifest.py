@@ -132,11 +132,13 @@ sha256sums_path:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle import BundleError, write_manifest
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_manifest import IMAGE_GROUPS
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_write import manifest_result
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import exit_module
 
 IMAGE_SPEC = {
     "ref": {"type": "str", "required": True},
-    "group": {"type": "str", "required": True, "choices": ["kubeadm", "pod_network", "test"]},
+    "group": {"type": "str", "required": True, "choices": list(IMAGE_GROUPS)},
     "id": {"type": "str", "required": True},
     "archive": {"type": "str"},
     "config_digest": {"type": "str"},
@@ -157,30 +159,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    params = module.params
-    meta = {key: params[key] for key in ("kubernetes_version", "architecture", "image_repository", "builder")}
-    meta["versions"] = {str(k): str(v) for k, v in params["versions"].items() if v not in (None, "")}
-    images = [{key: value for key, value in image.items() if value} for image in params["images"]]
-    try:
-        result = write_manifest(params["path"], meta, images, created=params["created"], check_mode=module.check_mode)
-    except BundleError as exc:
-        module.fail_json(msg=str(exc), problems=exc.problems)
-    except OSError as exc:
-        module.fail_json(msg=f"cannot write the manifest in {params['path']}: {exc}")
-    out = {
-        "changed": result["changed"],
-        "manifest": result["manifest"],
-        "manifest_path": result["manifest_path"],
-        "sha256sums_path": result["sha256sums_path"],
-    }
-    if module._diff:
-        out["diff"] = {
-            "before": result["before"] or "",
-            "after": result["after"],
-            "before_header": result["manifest_path"],
-            "after_header": result["manifest_path"],
-        }
-    module.exit_json(**out)
+    exit_module(module, lambda: manifest_result(module.params, check_mode=module.check_mode, diff=module._diff))
 
 
 if __name__ == "__main__":

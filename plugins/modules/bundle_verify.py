@@ -135,72 +135,10 @@ unlisted_files:
   sample: []
 """
 
-import os
-import tarfile
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle import (
-    COMPONENTS,
-    MANIFEST_NAME,
-    BundleError,
-    describe,
-    load_manifest,
-    unpack_tarball,
-    verify_bundle,
-    verify_tarball,
-)
-
-
-def run(module: AnsibleModule) -> dict:
-    params = module.params
-    path = params["path"]
-    checks = {
-        "kubernetes_version": params["kubernetes_version"],
-        "architecture": params["architecture"],
-        "require_components": params["require_components"],
-        "require_images": params["require_images"],
-    }
-    changed = False
-    if os.path.isdir(path):
-        bundle_dir = path
-        result = verify_bundle(path, checksum=params["checksum"], **checks)
-    elif os.path.isfile(path) and tarfile.is_tarfile(path):
-        bundle_dir = params["unpack_dir"] or ""
-        if bundle_dir and os.path.isfile(os.path.join(bundle_dir, MANIFEST_NAME)):
-            result = _verify_unpacked(path, bundle_dir, params["checksum"], checks)
-        elif bundle_dir and not module.check_mode:
-            result = unpack_tarball(path, bundle_dir, **checks)
-            changed = True
-        else:
-            result = verify_tarball(path, checksum=params["checksum"], **checks)
-            changed = bool(bundle_dir)
-            bundle_dir = "" if module.check_mode else bundle_dir
-    elif os.path.exists(path):
-        raise BundleError(f"{path} is neither a bundle directory nor a tarball of one")
-    else:
-        raise BundleError(f"{path} does not exist: build the bundle with playbooks/bundle.yml and copy it there")
-    described = describe(result["manifest"], os.path.abspath(bundle_dir) if bundle_dir else None)
-    return {
-        "changed": changed,
-        "bundle_dir": os.path.abspath(bundle_dir) if bundle_dir else "",
-        "manifest": result["manifest"],
-        "files_by_component": described["files_by_component"],
-        "images": described["images"],
-        "verified_files": result["verified_files"],
-        "unlisted_files": result["unlisted"],
-    }
-
-
-def _verify_unpacked(tarball: str, bundle_dir: str, checksum: bool, checks: dict) -> dict:
-    """unpack_dir already holds a bundle: it must be this tarball's, then verify it in place."""
-    unpacked, _raw = load_manifest(bundle_dir)
-    packed = verify_tarball(tarball, checksum=False)["manifest"]
-    if unpacked != packed:
-        raise BundleError(
-            f"{bundle_dir} already holds another bundle (Kubernetes {unpacked['kubernetes_version']}, "
-            f"created {unpacked.get('created', '?')}) than {tarball}: choose another unpack_dir or remove it"
-        )
-    return verify_bundle(bundle_dir, checksum=checksum, **checks)
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_manifest import COMPONENTS
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_verify import verify_path
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import exit_module
 
 
 def main() -> None:
@@ -216,13 +154,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        result = run(module)
-    except BundleError as exc:
-        module.fail_json(msg=str(exc), problems=exc.problems)
-    except OSError as exc:
-        module.fail_json(msg=f"cannot read the bundle at {module.params['path']}: {exc}")
-    module.exit_json(**result)
+    exit_module(module, lambda: verify_path(module.params, check_mode=module.check_mode))
 
 
 if __name__ == "__main__":

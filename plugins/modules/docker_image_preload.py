@@ -211,18 +211,8 @@ space:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubelab.kubeadm.plugins.module_utils._docker_images import (
-    LOADED,
-    PRESENT,
-    WOULD_LOAD,
-    DockerCli,
-    DockerUnavailable,
-    PreloadError,
-    preload,
-    resolve_images,
-    space_problem,
-    space_report,
-)
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import exit_module
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._docker_images import image_preload
 
 IMAGE_SPEC = {
     "ref": {"type": "str", "required": True},
@@ -253,73 +243,9 @@ def argument_spec() -> dict:
     }
 
 
-def run(module: AnsibleModule, cli: DockerCli) -> dict:
-    params = module.params
-    images = resolve_images(params["images"], params["files"], params["archive_dir"])
-    root_dir = cli.root_dir()
-    plan = preload(cli, images, load=False, check_mode=module.check_mode)
-    missing = [image for image in images if image["ref"] in plan["missing"]]
-    need = sum(image["size"] for image in missing)
-    paths, needs = [root_dir], {root_dir: need}
-    if params["cache_dir"] and not params["load"]:
-        paths.insert(0, params["cache_dir"])
-        needs[params["cache_dir"]] = need
-    space = space_report(paths)
-    problem = space_problem(space, needs, params["min_free_mib"] * 1024 * 1024)
-    if problem:
-        raise PreloadError(problem)
-    result = preload(cli, missing, load=True, check_mode=module.check_mode) if params["load"] and missing else None
-    by_ref = {entry["ref"]: entry for entry in (result or {"images": []})["images"]}
-    entries = [by_ref.get(entry["ref"], entry) for entry in plan["images"]]
-    loaded = result["loaded"] if result else []
-    out = {
-        "changed": bool(loaded),
-        "images": entries,
-        "missing": plan["missing"],
-        "loaded": loaded,
-        "docker_root_dir": root_dir,
-        "space": space,
-    }
-    if module._diff:
-        present_before = [e["ref"] for e in plan["images"] if e["status"] == PRESENT]
-        present_after = [e["ref"] for e in entries if e["status"] in (PRESENT, LOADED, WOULD_LOAD)]
-        out["diff"] = {"before": {"present": present_before}, "after": {"present": present_after}}
-    return out
-
-
-def unavailable(module: AnsibleModule, reason: str) -> dict:
-    """Check mode on a node without a working Docker yet: every image counts as missing."""
-    module.warn(f"{reason}; check mode counts every image as missing")
-    refs = [image["ref"] for image in module.params["images"]]
-    statuses = [{"ref": ref, "status": "missing", "id": None, "accepted_ids": []} for ref in refs]
-    loaded = refs if module.params["load"] else []
-    return {
-        "changed": bool(loaded),
-        "images": statuses,
-        "missing": refs,
-        "loaded": loaded,
-        "docker_root_dir": None,
-        "space": [],
-    }
-
-
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    docker = module.params["docker_path"] or module.get_bin_path("docker", opt_dirs=["/usr/local/bin"])
-    if not docker:
-        if module.check_mode:
-            module.exit_json(**unavailable(module, "the docker CLI is not installed yet"))
-        module.fail_json(msg="the docker CLI is not on the node: install Docker Engine first (role docker_engine)")
-    cli = DockerCli(module, docker)
-    try:
-        result = run(module, cli)
-    except DockerUnavailable as exc:
-        if module.check_mode:
-            module.exit_json(**unavailable(module, str(exc)))
-        module.fail_json(msg=str(exc))
-    except PreloadError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    exit_module(module, lambda: image_preload(module))
 
 
 if __name__ == "__main__":

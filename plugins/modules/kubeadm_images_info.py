@@ -104,10 +104,10 @@ kubernetes_version:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import exit_module
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._images import images_info
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._kubeadm import (
     KUBEADM_PATH_SPEC,
-    KubeadmError,
     KubeadmRunner,
 )
 
@@ -125,12 +125,8 @@ def main():
         required_one_of=[("kubernetes_version", "config_path")],
         supports_check_mode=True,
     )
-    runner = KubeadmRunner(module, module.params["kubeadm_path"])
-    try:
-        result = images_info(runner, module.params)
-    except KubeadmError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(**result)
+    runner = KubeadmRunner.for_module(module)
+    exit_module(module, lambda: images_info(runner, module.params))
 
 
 if __name__ == "__main__":

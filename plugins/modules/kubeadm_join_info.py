@@ -138,10 +138,10 @@ certificate_key:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import exit_module
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._kubeadm import (
     KUBEADM_PATH_SPEC,
     KUBECONFIG_SPEC,
-    KubeadmError,
     KubeadmRunner,
 )
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._pki import join_info
@@ -156,14 +156,8 @@ def main():
     argument_spec.update(KUBECONFIG_SPEC)
     argument_spec.update(KUBEADM_PATH_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    runner = KubeadmRunner(module, module.params["kubeadm_path"], module.params["kubeconfig"])
-    try:
-        result = join_info(runner, module.params, check_mode=module.check_mode)
-    except KubeadmError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    runner = KubeadmRunner.for_module(module)
+    exit_module(module, lambda: join_info(runner, module.params, check_mode=module.check_mode))
 
 
 if __name__ == "__main__":

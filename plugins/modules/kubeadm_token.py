@@ -153,17 +153,14 @@ reused:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import exit_module
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._kubeadm import (
     KUBEADM_PATH_SPEC,
     KUBECONFIG_SPEC,
-    KubeadmError,
     KubeadmRunner,
 )
-from ansible_collections.kubelab.kubeadm.plugins.module_utils._token import (
-    DEFAULT_GROUP,
-    KNOWN_USAGES,
-    ensure_token,
-)
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._token import DEFAULT_GROUP, KNOWN_USAGES
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._token_ensure import ensure_token
 
 
 def main():
@@ -186,14 +183,8 @@ def main():
     )
     if module.params["token_id"] and module.params["state"] == "present":
         module.fail_json(msg="token_id is only used with state=absent: to ensure a token exists, give token")
-    runner = KubeadmRunner(module, module.params["kubeadm_path"], module.params["kubeconfig"])
-    try:
-        result = ensure_token(runner, module.params, check_mode=module.check_mode, diff=module._diff)
-    except KubeadmError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    runner = KubeadmRunner.for_module(module)
+    exit_module(module, lambda: ensure_token(runner, module.params, check_mode=module.check_mode, diff=module._diff))
 
 
 if __name__ == "__main__":

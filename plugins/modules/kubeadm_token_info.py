@@ -90,10 +90,10 @@ tokens:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import exit_module
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._kubeadm import (
     KUBEADM_PATH_SPEC,
     KUBECONFIG_SPEC,
-    KubeadmError,
     KubeadmRunner,
 )
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._token import list_token_info
@@ -104,12 +104,8 @@ def main():
     argument_spec.update(KUBECONFIG_SPEC)
     argument_spec.update(KUBEADM_PATH_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    runner = KubeadmRunner(module, module.params["kubeadm_path"], module.params["kubeconfig"])
-    try:
-        result = list_token_info(runner, module.params)
-    except KubeadmError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(**result)
+    runner = KubeadmRunner.for_module(module)
+    exit_module(module, lambda: list_token_info(runner, module.params))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import tarfile
 from pathlib import Path
@@ -59,3 +60,18 @@ def tar_bundle(bundle: Path, dest: Path, top: str | None = "bundle") -> Path:
             rel = path.relative_to(bundle).as_posix()
             archive.add(path, arcname=f"{top}/{rel}" if top else rel, recursive=False)
     return dest
+
+
+def manifest_of(root: Path) -> dict:
+    return json.loads((root / "manifest.json").read_text())
+
+
+def file_entry(manifest: dict, path: str) -> dict:
+    """The manifest's files entry of path."""
+    return next(f for f in manifest["files"] if f["path"] == path)
+
+
+def flip_byte(path: Path, offset: int = 10) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))

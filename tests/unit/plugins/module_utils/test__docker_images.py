@@ -17,11 +17,21 @@ _spec.loader.exec_module(fake)
 
 
 class FakeModule:
-    def __init__(self, docker):
+    """Just enough of AnsibleModule: run_command goes to the fake docker CLI."""
+
+    def __init__(self, docker, params=None, check_mode=False, diff=False, docker_path="/usr/bin/docker"):
         self.docker = docker
+        self.params = params
+        self.check_mode = check_mode
+        self._diff = diff
+        self.docker_path = docker_path
 
     def run_command(self, args, **kwargs):
         return self.docker.run_command(args, **kwargs)
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        assert (name, opt_dirs) == ("docker", ["/usr/local/bin"])
+        return self.docker_path
 
 
 def cli_for(docker):
@@ -163,13 +173,31 @@ def test_docker_cli_reads_root_dir_and_ids_and_reports_a_stopped_daemon():
     assert cli.image_id("a:1") == "sha256:a"
     assert cli.image_id("b:1") is None
     assert docker.calls[1] == ["/usr/bin/docker", "image", "inspect", "--format", "{{.Id}}", "a:1"]
-    with pytest.raises(D.PreloadError, match=r"Docker does not answer \(Cannot connect"):
+    with pytest.raises(D.DockerUnavailable) as info:
         cli_for(fake.FakeDocker(running=False)).root_dir()
+    assert info.value.msg == (
+        "asking Docker for its root directory failed: `/usr/bin/docker info --format {{.DockerRootDir}}` exited with 1:"
+        " Cannot connect to the Docker daemon at unix:///var/run/docker.sock."
+        " Fix: start Docker (systemctl start docker) and check `docker info`"
+    )
+    assert info.value.details["rc"] == 1
+    assert info.value.details["cmd"] == "/usr/bin/docker info --format {{.DockerRootDir}}"
+
+
+def test_docker_cli_an_empty_root_dir_counts_as_docker_not_answering():
+    with pytest.raises(D.DockerUnavailable, match=r"printed nothing\. Fix: start Docker"):
+        cli_for(fake.FakeDocker(root="")).root_dir()
 
 
 def test_docker_cli_load_failure_is_reported():
-    with pytest.raises(D.PreloadError, match="no space left on device"):
+    with pytest.raises(D.PreloadError) as info:
         cli_for(fake.FakeDocker(load_rc=1)).load("/x.tar")
+    assert not isinstance(info.value, D.DockerUnavailable)
+    assert info.value.msg == (
+        "loading /x.tar into Docker failed: `/usr/bin/docker load --input /x.tar` exited with 1:"
+        " open /var/lib/docker/tmp: no space left on device"
+    )
+    assert info.value.details["stderr"] == "open /var/lib/docker/tmp: no space left on device"
 
 
 # preload
@@ -248,3 +276,74 @@ def test_a_relative_archive_without_archive_dir_is_refused_at_load_time(hello):
     (entry,) = D.resolve_images([{**hello, "archive": "images/hello.tar"}], [], None)
     with pytest.raises(D.PreloadError, match="is relative; give archive_dir"):
         D.check_archive(entry)
+
+
+# the docker_image_preload module's logic
+
+
+def params(images, **extra):
+    """The module's parameters after argument parsing (defaults filled in)."""
+    base = {"images": images, "files": [], "archive_dir": None, "load": True, "cache_dir": None, "min_free_mib": 0}
+    base["docker_path"] = None
+    base.update(extra)
+    return base
+
+
+def test_ensure_images_loads_the_missing_then_changes_nothing(hello):
+    docker = fake.FakeDocker(root="/")
+    first = D.ensure_images(cli_for(docker), params([hello]))
+    assert (first["changed"], first["missing"], first["loaded"]) == (True, [fake.FIXTURE_REF], [fake.FIXTURE_REF])
+    assert first["images"][0]["status"] == D.LOADED
+    assert (first["docker_root_dir"], [s["path"] for s in first["space"]]) == ("/", ["/"])
+    again = D.ensure_images(cli_for(docker), params([hello]), diff=True)
+    assert (again["changed"], again["missing"], again["loaded"]) == (False, [], [])
+    assert again["diff"] == {"before": {"present": [fake.FIXTURE_REF]}, "after": {"present": [fake.FIXTURE_REF]}}
+
+
+def test_ensure_images_report_only_checks_the_cache_and_docker_root_and_loads_nothing(hello, tmp_path):
+    docker = fake.FakeDocker(root=str(tmp_path))
+    cache = str(tmp_path / "cache" / "new")
+    result = D.ensure_images(cli_for(docker), params([hello], load=False, cache_dir=cache), diff=True)
+    assert (result["changed"], result["missing"], result["loaded"]) == (False, [fake.FIXTURE_REF], [])
+    assert [s["path"] for s in result["space"]] == [cache, str(tmp_path)]
+    assert result["diff"] == {"before": {"present": []}, "after": {"present": []}}
+    assert docker.loads() == []
+    with pytest.raises(D.PreloadError, match=r"^not enough disk space for .* MiB needed"):
+        D.ensure_images(cli_for(docker), params([hello], load=False, cache_dir=cache, min_free_mib=1024**3))
+
+
+def test_ensure_images_check_mode_reports_what_it_would_load(hello):
+    docker = fake.FakeDocker(root="/")
+    result = D.ensure_images(cli_for(docker), params([hello]), check_mode=True, diff=True)
+    assert (result["changed"], result["loaded"]) == (True, [fake.FIXTURE_REF])
+    assert result["images"][0]["status"] == D.WOULD_LOAD
+    assert result["diff"]["after"] == {"present": [fake.FIXTURE_REF]}
+    assert docker.loads() == []
+
+
+def test_unavailable_counts_every_image_missing_and_warns():
+    result = D.unavailable(params([{"ref": "a:1"}, {"ref": "b:1"}]), "Docker is not installed yet")
+    assert (result["changed"], result["missing"], result["loaded"]) == (True, ["a:1", "b:1"], ["a:1", "b:1"])
+    assert result["images"][0] == {"ref": "a:1", "status": D.MISSING, "id": None, "accepted_ids": []}
+    assert result["warnings"] == ["Docker is not installed yet; check mode counts every image as missing"]
+    assert D.unavailable(params([{"ref": "a:1"}], load=False), "x")["changed"] is False
+
+
+def test_image_preload_finds_docker_or_says_how_to_get_it(hello):
+    docker = fake.FakeDocker(root="/")
+    result = D.image_preload(FakeModule(docker, params([hello])))
+    assert result["loaded"] == [fake.FIXTURE_REF]
+    with pytest.raises(D.PreloadError, match=r"install Docker Engine first \(role docker_engine\)"):
+        D.image_preload(FakeModule(docker, params([hello]), docker_path=None))
+    planned = D.image_preload(FakeModule(docker, params([hello]), check_mode=True, docker_path=None))
+    assert planned["warnings"] == ["the docker CLI is not installed yet; check mode counts every image as missing"]
+
+
+def test_image_preload_with_a_stopped_docker_fails_except_in_check_mode(hello):
+    docker = fake.FakeDocker(running=False)
+    with pytest.raises(D.DockerUnavailable, match="systemctl start docker"):
+        D.image_preload(FakeModule(docker, params([hello], docker_path="/opt/docker")))
+    planned = D.image_preload(FakeModule(docker, params([hello]), check_mode=True))
+    assert planned["missing"] == [fake.FIXTURE_REF]
+    assert planned["warnings"][0].startswith("asking Docker for its root directory failed: ")
+    assert {call[0] for call in docker.calls} == {"/opt/docker", "/usr/bin/docker"}

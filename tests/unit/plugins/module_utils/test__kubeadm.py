@@ -21,21 +21,6 @@ def fake_module(bin_path="/usr/bin/kubeadm", result=(0, "ok\n", "")):
     return module
 
 
-# --- redaction ---------------------------------------------------------------------------------
-
-
-def test_redact_masks_known_secrets_and_anything_token_shaped():
-    text = f"kubeadm token create {TOKEN} --ttl=24h; other zzzzzz.yyyyyyyyyyyyyyyy; key f00d and cafe"
-    out = _kubeadm.redact(text, {"f00d", ""})
-    assert TOKEN not in out
-    assert "yyyyyyyyyyyyyyyy" not in out
-    assert "abcdef.********" in out
-    assert "zzzzzz.********" in out
-    assert "key ******** and cafe" in out
-    assert _kubeadm.redact("", {"x"}) == ""
-    assert _kubeadm.redact(None) is None
-
-
 # --- files -------------------------------------------------------------------------------------
 
 
@@ -173,6 +158,11 @@ def test_error_without_output_and_without_hint():
         runner.run(["token", "list"], action="listing")
 
 
+def test_iter_json_objects_recovers_after_a_broken_object():
+    text = '{\n    "kind": "BootstrapToken",\n    "broken\n{\n    "a": 1\n}\n[1, 2]\n{"b": [\n{"c": 2}]}\n'
+    assert list(_kubeadm.iter_json_objects(text)) == [{"a": 1}, {"b": [{"c": 2}]}]
+
+
 # --- kubeconfig --------------------------------------------------------------------------------
 
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
@@ -300,7 +290,11 @@ def test_read_kubeconfig_without_pyyaml_or_kubectl(tmp_path):
 @pytest.mark.parametrize(
     ("result", "message"),
     [
-        ((1, "", "error: open /nope: no such file or directory\n"), r"kubectl could not read.*no such file"),
+        (
+            (1, "", "error: open /nope: no such file or directory\n"),
+            r"reading the kubeconfig .* with kubectl failed: `/usr/local/bin/kubectl config view --raw -o json"
+            r" --kubeconfig .*` exited with 1: error: open /nope: no such file.*Fix: run the task on the control-plane",
+        ),
         ((0, "not json", ""), "printed no JSON"),
     ],
 )
@@ -309,3 +303,15 @@ def test_read_kubeconfig_kubectl_errors(tmp_path, result, message):
     module = fake_module(bin_path="/usr/local/bin/kubectl", result=result)
     with patch.object(_kubeadm, "HAS_YAML", False), pytest.raises(KubeadmError, match=message):
         _kubeadm.read_kubeconfig(path, module)
+
+
+def test_a_failing_kubectl_never_echoes_its_stdout(tmp_path):
+    """kubectl config view --raw prints the client key: a failure shows stderr only."""
+    path = write_kubeconfig(tmp_path, kubeconfig_yaml())
+    module = fake_module(bin_path="/usr/local/bin/kubectl", result=(1, "client-key-data: S3CRET", "error: boom\n"))
+    with patch.object(_kubeadm, "HAS_YAML", False), pytest.raises(KubeadmError) as info:
+        _kubeadm.read_kubeconfig(path, module)
+    assert "stdout" not in info.value.details
+    assert info.value.details["stderr"] == "error: boom"
+    assert "S3CRET" not in info.value.msg
+    assert module.run_command.call_args.kwargs == {"environ_update": {"LC_ALL": "C", "LANG": "C"}}

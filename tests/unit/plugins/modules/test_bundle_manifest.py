@@ -88,12 +88,12 @@ def test_bad_group_is_rejected_by_the_argument_spec(run_module, root):
 
 
 def test_unwritable_directory(run_module, root, monkeypatch):
-    from ansible_collections.kubelab.kubeadm.plugins.module_utils import _bundle as B
+    from ansible_collections.kubelab.kubeadm.plugins.module_utils import _bundle_write
 
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(B.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(_bundle_write.tempfile, "mkstemp", denied)
     result, failed = run_module(bundle_manifest.main, args(root))
     assert failed
     assert "cannot write the manifest in" in result["msg"]

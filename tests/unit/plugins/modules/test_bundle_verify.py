@@ -6,8 +6,9 @@ import importlib.util
 import json
 from pathlib import Path
 
-import pytest
-from ansible_collections.kubelab.kubeadm.plugins.module_utils import _bundle as B
+from ansible_collections.kubelab.kubeadm.plugins.module_utils import _bundle_verify
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_files import sha256_file
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_write import write_manifest
 from ansible_collections.kubelab.kubeadm.plugins.modules import bundle_verify
 
 _spec = importlib.util.spec_from_file_location(
@@ -15,13 +16,6 @@ _spec = importlib.util.spec_from_file_location(
 )
 bb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bb)
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    root = bb.make_bundle(tmp_path / "bundle")
-    B.write_manifest(str(root), bb.META, bb.IMAGES)
-    return root
 
 
 def test_directory_ok(run_module, bundle):
@@ -63,7 +57,7 @@ def test_one_changed_byte_in_an_archive_fails_naming_file_expected_actual(run_mo
     data = bytearray(archive.read_bytes())
     data[20] ^= 0xFF
     archive.write_bytes(bytes(data))
-    actual = B.sha256_file(str(archive))
+    actual = sha256_file(str(archive))
     result, failed = run_module(bundle_verify.main, {"path": str(bundle)})
     assert failed
     line = f"archives/cri-dockerd-0.4.3.amd64.tgz: sha256 mismatch: expected {expected}, actual {actual}"
@@ -99,7 +93,7 @@ def test_unreadable_file_is_reported(run_module, bundle, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(B, "sha256_file", denied)
+    monkeypatch.setattr(_bundle_verify, "sha256_file", denied)
     result, failed = run_module(bundle_verify.main, {"path": str(bundle)})
     assert failed
     assert "cannot read the bundle at" in result["msg"]
@@ -138,7 +132,7 @@ def test_tarball_unpacked_once(run_module, bundle, tmp_path):
 def test_unpack_dir_with_another_bundle_is_left_alone(run_module, bundle, tmp_path):
     tarball = bb.tar_bundle(bundle, tmp_path / "b.tar.gz")
     other = bb.make_bundle(tmp_path / "other")
-    B.write_manifest(str(other), dict(bb.META, created="2020-01-01T00:00:00Z"), bb.IMAGES)
+    write_manifest(str(other), dict(bb.META, created="2020-01-01T00:00:00Z"), bb.IMAGES)
     before = (other / "manifest.json").read_text()
     result, failed = run_module(bundle_verify.main, {"path": str(tarball), "unpack_dir": str(other)})
     assert failed

@@ -127,6 +127,8 @@ def test_a_stopped_docker_fails_with_the_fix(run_module, docker, hello):
     result, failed = run_module(M.main, {"images": [hello]})
     assert failed
     assert "systemctl start docker" in result["msg"]
+    assert (result["cmd"], result["rc"]) == ("/usr/bin/docker info --format {{.DockerRootDir}}", 1)
+    assert result["stderr"].startswith("Cannot connect to the Docker daemon")
 
 
 def test_an_explicit_docker_path_is_used(run_module, docker, hello):
@@ -178,4 +180,4 @@ def test_check_mode_with_a_stopped_docker_warns_instead_of_failing(run_module, d
     result, failed = run_module(M.main, {"images": [hello], "load": False}, check_mode=True)
     assert not failed, result
     assert result["missing"] == [fake.FIXTURE_REF]
-    assert any("Docker does not answer" in str(w) for w in warnings.get_warning_messages())
+    assert any("asking Docker for its root directory failed" in str(w) for w in warnings.get_warning_messages())

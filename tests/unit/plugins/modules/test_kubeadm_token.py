@@ -10,7 +10,7 @@ from unittest.mock import patch
 
 import pytest
 from ansible.module_utils import basic
-from ansible_collections.kubelab.kubeadm.plugins.module_utils import _token
+from ansible_collections.kubelab.kubeadm.plugins.module_utils import _token, _token_ensure
 from ansible_collections.kubelab.kubeadm.plugins.modules import kubeadm_token
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "kubeadm"))
@@ -50,7 +50,7 @@ def run(run_module, kubeadm, kubeconfig):
         with (
             patch.object(basic.AnsibleModule, "run_command", new=run_command),
             patch.object(basic.AnsibleModule, "get_bin_path", return_value=KUBEADM),
-            patch.object(_token, "utcnow", return_value=NOW),
+            patch.object(_token_ensure, "utcnow", return_value=NOW),
             patch.object(basic.AnsibleModule, "warn") as warn,
         ):
             result, failed = run_module(kubeadm_token.main, args, **kwargs)
@@ -430,7 +430,7 @@ def test_create_race_leaves_the_other_token_alone(run, kubeadm):
 
 def test_a_generated_id_that_exists_is_drawn_again(run, kubeadm):
     draws = iter(["jn7k2m.ffffffffffffffff", "fresh1.ffffffffffffffff"])
-    with patch.object(_token, "generate_token", side_effect=lambda: next(draws)):
+    with patch.object(_token_ensure, "generate_token", side_effect=lambda: next(draws)):
         result, failed = run({"description": "new"})
     assert not failed, result
     assert result["token_id"] == "fresh1"
