@@ -189,7 +189,10 @@ class Build:
         # the bundle is current when its meta and every source file (size, mtime: work files are
         # only rewritten when rebuilt) and the manifest code are those it was assembled from
         sources = {rel: (p.stat().st_size, p.stat().st_mtime_ns) for rel, p in files.items()}
-        writer = [sha256(p) for p in (HERE / "bundle_manifest.py", bundle_manifest.SHARED, Path(__file__))]
+        # the writer: this file, bundle_manifest.py and every module_utils file the shared writer loads
+        utils = bundle_manifest.SHARED.parent
+        shared = [*sorted(utils.glob("_bundle*.py")), utils / "_command.py"]
+        writer = [sha256(p) for p in (HERE / "bundle_manifest.py", *shared, Path(__file__))]
         k = key(meta, sources, writer)
         current = read_key(self.cache / "bundle.key") == k and (self.bundle / "manifest.json").is_file()
         if current and not self.args.force:
