@@ -20,9 +20,10 @@ fi
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   systemctl start docker
 else
-  # No systemd on this host (a container or a CI sandbox): run dockerd directly.
+  # No systemd on this host (a container or a CI sandbox): run dockerd directly, in its own session so
+  # that it outlives the command that started it (a finished job's process group is killed).
   echo "host-docker: starting dockerd (log: $state/dockerd.log)" >&2
-  nohup dockerd --pidfile /run/kubelab-dockerd.pid >"$state/dockerd.log" 2>&1 &
+  setsid nohup dockerd --pidfile /run/kubelab-dockerd.pid >"$state/dockerd.log" 2>&1 < /dev/null &
 fi
 
 for _ in $(seq 1 60); do
