@@ -152,7 +152,7 @@ def _role_wiring() -> list[tuple[str, str, str]]:
 
 
 def test_playbooks_hand_cluster_variables_to_roles() -> None:
-    wired = {cluster for _, _, cluster in _role_wiring()}
+    wired = {wire[2] for wire in _role_wiring()}
     assert {"cluster_kubelet_read_only_port", "cluster_pod_subnet", "cluster_kubernetes_version"} <= wired
 
 
