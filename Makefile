@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup lint collection sanity units molecule check lab lab-down e2e test
+.PHONY: help setup lint vars collection sanity units molecule check lab lab-down e2e test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -14,11 +14,15 @@ help: ## list the targets
 setup: ## install Debian packages and the pinned Python toolchain (.venv)
 	bash tests/setup-host.sh
 
-lint: setup ## yamllint, ansible-lint (production), ruff, changelog lint
+lint: setup ## yamllint, ansible-lint (production), ruff, changelog lint, cluster_* docs up to date
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint
 	$(BIN)/ruff check .
 	$(BIN)/antsibull-changelog lint
+	$(BIN)/python tests/gen_cluster_vars.py --check
+
+vars: setup ## regenerate docs/cluster-variables.md and the inventories' cluster_* comments from playbooks/vars/cluster_spec.yml
+	$(BIN)/python tests/gen_cluster_vars.py
 
 collection: setup ## build the tarball, install it offline, ansible-doc every module from that install
 	bash tests/collection-install.sh

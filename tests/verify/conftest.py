@@ -25,15 +25,16 @@ from typing import Any
 
 import pytest
 import testinfra
+import yaml
 from testinfra.utils.ansible_runner import AnsibleRunner
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
 
-# Defaults of the cluster_* variables (playbooks/vars, docs/architecture.md).
+# Defaults of the cluster_* variables, read from their one source (docs/cluster-variables.md).
+_CLUSTER_SPEC = Path(__file__).resolve().parents[2] / "playbooks" / "vars" / "cluster_spec.yml"
 DEFAULTS: dict[str, Any] = {
-    "cluster_kubelet_healthz_port": 10248,
-    "cluster_kubelet_read_only_port": 0,
-    "cluster_kubelet_static_pod_path": "/etc/kubernetes/manifests",
+    name: option.get("default")
+    for name, option in yaml.safe_load(_CLUSTER_SPEC.read_text())["argument_specs"]["cluster"]["options"].items()
 }
 
 
