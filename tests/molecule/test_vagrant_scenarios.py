@@ -107,8 +107,17 @@ def test_molecule_syntax_and_the_inventory_it_writes(scenario, tmp_path):
         MOLECULE_CP_ADDRESS="192.168.60.18", MOLECULE_WORKER_ADDRESS="192.168.60.19", MOLECULE_K8S_VERSION="1.35.2"
     )
     env["MOLECULE_BUNDLE_DIR"] = str(tmp_path / "bundle")
+    env["MOLECULE_VAGRANT_PARALLEL"] = "false"
     result = _run([_tool("molecule"), "syntax", "-s", scenario], env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    # The interpolated config molecule hands the driver's playbooks (molecule_yml).
+    config = yaml.safe_load((Path(env["MOLECULE_EPHEMERAL_DIRECTORY"]) / "molecule.yml").read_text())
+    assert config["driver"]["name"] == "vagrant"
+    assert config["driver"]["provider"] == {"name": "virtualbox"}
+    assert config["driver"]["parallel"] is False
+    assert [p["name"] for p in config["platforms"]] == ["node4", "node5"]
+    assert [p["interfaces"][0]["ip"] for p in config["platforms"]] == ["192.168.60.18", "192.168.60.19"]
 
     inventory = _inventory(env)
     assert inventory["control_plane"]["hosts"] == ["node4"]
@@ -202,6 +211,8 @@ def test_destroy_renders_and_validates_the_libvirt_vagrantfile(scenario, tmp_pat
         MOLECULE_NETMASK="255.255.252.0",
         MOLECULE_VM_CPUS="3",
         MOLECULE_VM_MEMORY="4096",
+        MOLECULE_VM_BOOT_TIMEOUT="1500",
+        MOLECULE_VAGRANT_PARALLEL="false",
     )
     result = _destroy_without_vms(scenario, env)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
@@ -225,6 +236,7 @@ def test_destroy_renders_and_validates_the_libvirt_vagrantfile(scenario, tmp_pat
         assert "libvirt.cpus = 3" in lines
         assert 'c.vm.provider "libvirt" do |lv| lv.driver = "qemu"; lv.management_network_mode = "none" end' in lines
         assert 'c.vm.provider "virtualbox" do |vb| vb.customize ["modifyvm", :id, "--natnet1", "default"] end' in lines
+        assert "c.vm.boot_timeout = 1500" in lines
         assert not any(line.startswith("virtualbox.") for line in lines)
 
     # The project the driver left is a real Vagrant project: validated, both machines known, none created.
@@ -263,6 +275,7 @@ def test_destroy_renders_the_virtualbox_vagrantfile(tmp_path):
     assert lines.count("virtualbox.memory = 3072") == 2
     assert lines.count("virtualbox.cpus = 2") == 2
     assert lines.count("virtualbox.linked_clone = true") == 2
+    assert lines.count("c.vm.boot_timeout = 600") == 2
     assert lines.count('c.vm.box = "debian/bookworm64"') == 2
     assert not any(line.startswith("c.vm.box_version") for line in lines)
     natnet = 'c.vm.provider "virtualbox" do |vb| vb.customize ["modifyvm", :id, "--natnet1", "10.254.0.0/24"] end'
