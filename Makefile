@@ -34,8 +34,8 @@ units: setup ## unit tests (modules, role logic, bundle.yml on loopback) with li
 	$(BIN)/pytest tests/unit tests/roles tests/bundle -q \
 	  --cov=ansible_collections.kubelab.kubeadm.plugins --cov-report=term --cov-fail-under=90
 
-molecule: setup ## the VirtualBox scenarios' checks that run without VirtualBox (syntax, Vagrantfile, create/destroy)
-	$(BIN)/pytest tests/molecule -q
+molecule: setup ## the VM scenarios' checks that need no VM (molecule's vagrant driver, rendered Vagrantfile, prepare checks)
+	$(BIN)/pytest tests/molecule -q -rs
 
 check: lint collection sanity units molecule ## the static and unit tiers
 

@@ -65,15 +65,31 @@ def test_only_loopback_replies_and_cluster_networks_are_accepted(host):
     assert any('"lo"' in json.dumps(expr) for expr in accepts)
 
 
+def _ways_out(host) -> list[ipaddress.IPv4Address]:
+    """The VM's default gateways and DNS servers: where its traffic to the outside would go.
+
+    VirtualBox's NAT adapter: 10.0.2.2 and 10.0.2.3; libvirt's management network: its gateway.
+    """
+    routes = json.loads(host.check_output("ip -4 -j route show default"))
+    out = [ipaddress.ip_address(route["gateway"]) for route in routes if "gateway" in route]
+    for line in host.file("/etc/resolv.conf").content_string.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver" and "." in fields[1]:
+            address = ipaddress.ip_address(fields[1])
+            if not address.is_loopback:
+                out.append(address)
+    return out
+
+
 def test_allowed_networks_are_the_cluster_networks(host):
     nets = _allowed_networks(_objects(host))
     variables = host.ansible.get_variables()
     address = ipaddress.ip_address(variables.get("cluster_node_address") or variables["ansible_host"])
     assert any(address in net for net in nets), f"the host-only network of {address} is not allowed: {nets}"
-    # VirtualBox's NAT gateway and DNS (.2, .3 of the NAT network) are the VM's way out.
-    nat = ipaddress.ip_network(variables.get("molecule_vagrant_nat_network") or "10.0.2.0/24")
-    for way_out in (nat.network_address + 2, nat.network_address + 3):
-        assert not any(way_out in net for net in nets), f"{way_out} (VirtualBox NAT) is reachable through {nets}"
+    ways_out = _ways_out(host)
+    assert ways_out, "the VM has neither a default gateway nor a DNS server: nothing to check against"
+    for way_out in ways_out:
+        assert not any(way_out in net for net in nets), f"{way_out} (the VM's way out) is reachable through {nets}"
     assert all(net.prefixlen >= 8 for net in nets), f"a network as wide as a default route is allowed: {nets}"
 
 
