@@ -7,7 +7,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3.11}
 
 need=()
-for pkg in docker.io debootstrap mmdebstrap shellcheck openssl jq curl rsync openssh-client vagrant nftables; do
+for pkg in docker.io debootstrap mmdebstrap shellcheck openssl jq curl rsync openssh-client vagrant vagrant-libvirt nftables; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
