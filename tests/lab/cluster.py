@@ -164,7 +164,7 @@ def versions() -> dict[str, str]:
 def bundle_dir() -> Path:
     """Where the bundle is: KUBELAB_BUNDLE_DIR, else cluster_bundle_dir of inventories/local."""
     env = os.environ.get("KUBELAB_BUNDLE_DIR")
-    value = env or play.hostvar("cluster_bundle_dir", default="")
+    value = env or play.hostvar("cluster_bundle_dir")
     if not value:
         raise LabError("cluster_bundle_dir is not set in inventories/local/group_vars/all.yml")
     return Path(value)

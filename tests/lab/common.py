@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 REPO = Path(__file__).resolve().parents[2]
 LAB_DIR = REPO / "tests" / "lab"
 INVENTORY = REPO / "inventories" / "local"
+CLUSTER_SPEC = REPO / "playbooks" / "vars" / "cluster_spec.yml"
 LATE_WORKER_FILE = INVENTORY / "late-worker.yml"
 VENV_BIN = REPO / ".venv" / "bin"
 STATE = Path(os.environ.get("KUBELAB_STATE", "/var/tmp/kubelab"))

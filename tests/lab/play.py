@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
-from common import INVENTORY, LOGS, REPO, STATE, T_PLAY, T_VERIFY, VENV_BIN, LabError, log, run, tool_env
+import yaml
+from common import CLUSTER_SPEC, INVENTORY, LOGS, REPO, STATE, T_PLAY, T_VERIFY, VENV_BIN, LabError, log, run, tool_env
 
 # The statuses of a task result, as ansible-runner names its events.
 _RESULTS = {
@@ -213,8 +214,14 @@ def inventory() -> dict[str, Any]:
     return json.loads(res.stdout)
 
 
-def hostvar(name: str, host: str = "node1", default: Any = None) -> Any:
-    return inventory().get("_meta", {}).get("hostvars", {}).get(host, {}).get(name, default)
+def hostvar(name: str, host: str = "node1") -> Any:
+    """A variable of `host` as inventories/local sets it; a cluster_* variable it leaves unset has the
+    default of playbooks/vars/cluster_spec.yml (the one place those defaults are written)."""
+    value = inventory().get("_meta", {}).get("hostvars", {}).get(host, {}).get(name)
+    if value is None and name.startswith("cluster_"):
+        options = yaml.safe_load(CLUSTER_SPEC.read_text())["argument_specs"]["cluster"]["options"]
+        value = options.get(name, {}).get("default")
+    return value
 
 
 def inventory_hosts() -> list[str]:

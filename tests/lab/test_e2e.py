@@ -43,7 +43,7 @@ EXEC_BUG = "server gave HTTP response to HTTPS client"
 def test_bundle(phase, request):
     """bundle: the offline bundle is built (or found up to date) and has a manifest."""
     target = cluster.bundle_dir()
-    version = play.hostvar("cluster_kubernetes_version", default="1.36.3")
+    version = play.hostvar("cluster_kubernetes_version")
     phase.update(bundle_dir=str(target), kubernetes_version=version)
     if request.config.getoption("lab_skip_build"):
         phase["detail"] = "build skipped (--lab-skip-build)"
@@ -227,7 +227,7 @@ def test_tampered_bundle(phase, lab):
 
 def test_kubelet_port_change(phase, lab):
     """kubelet port change: another read-only port changes only kubelet_config, and is checked; then back."""
-    original = int(play.hostvar("cluster_kubelet_read_only_port", default=0))
+    original = int(play.hostvar("cluster_kubelet_read_only_port"))
     for name, port in (("site-port-change", PORT_CHANGE_TO), ("site-port-restore", original)):
         run = play.playbook(name, "site.yml", extravars={"cluster_kubelet_read_only_port": port})
         assert run.changed and not run.changed_outside("kubelet_config"), (
