@@ -1,6 +1,6 @@
 """Shared checks of a running kubelab cluster, driven by an Ansible inventory.
 
-The same tests run against the container lab (tests/lab/lab.py: inventories/local) and against the
+The same tests run against the container lab (tests/lab: inventories/local) and against the
 VirtualBox machines of the molecule scenario (its inventory): everything comes from the inventory -
 the groups `control_plane` and `workers` (children of `k8s_cluster`), the hosts' connection settings
 and the `cluster_*` variables (ports, static pod path). Each node is reached with testinfra's
