@@ -64,7 +64,10 @@ def test_bundle(phase, request):
             "make them the same (KUBELAB_CACHE / KUBELAB_BUNDLE_DIR)"
         )
         phase.update(cache_hit=built["cache_hit"], rebuilt=built.get("rebuilt", []))
-        phase["detail"] = "cache hit" if built["cache_hit"] else f"built {', '.join(built.get('rebuilt', []))}"
+        rebuilt = built.get("rebuilt", [])
+        phase["detail"] = (
+            "cache hit" if built["cache_hit"] else f"built {len(rebuilt)} steps: {', '.join(rebuilt[:4])}..."
+        )
     manifest = json.loads((target / "manifest.json").read_text())
     phase.update(versions=manifest.get("versions", {}), images=len(manifest.get("images", [])))
     request.node.session.config.pluginmanager.get_plugin("kubelab-lab-report").data["versions"] = {

@@ -22,13 +22,8 @@ REPO = Path(__file__).resolve().parents[3]
 PLAYBOOK_BIN = Path(sys.executable).parent / "ansible-playbook"
 SECOND_PLAY_TASK = "Read the node's architecture and host name"
 
-DUMP = """
-- name: The pre-flight
-  ansible.builtin.import_playbook: {preflight}
-- name: Write what the pre-flight handed on
-  hosts: all
-  gather_facts: false
-  tasks:
+# The task both playbooks end with: write what the pre-flight handed on, one JSON file per host.
+WRITE = """
     - ansible.builtin.copy:
         dest: "{out}/{{{{ inventory_hostname }}}}.json"
         content: "{{{{ dict(names | zip(names | map('extract', hostvars[inventory_hostname]))) | to_json }}}}"
@@ -38,20 +33,26 @@ DUMP = """
         names: {names}
 """
 
-CLUSTER_VARS_ONLY = """
+DUMP = (
+    """
+- name: The pre-flight
+  ansible.builtin.import_playbook: {preflight}
+- name: Write what the pre-flight handed on
+  hosts: all
+  gather_facts: false
+  tasks:"""
+    + WRITE
+)
+
+CLUSTER_VARS_ONLY = (
+    """
 - name: Only the cluster_* variables
   hosts: all
   gather_facts: false
   tasks:
-    - ansible.builtin.import_tasks: {tasks}
-    - ansible.builtin.copy:
-        dest: "{out}/{{{{ inventory_hostname }}}}.json"
-        content: "{{{{ dict(names | zip(names | map('extract', hostvars[inventory_hostname]))) | to_json }}}}"
-        mode: "0600"
-      delegate_to: localhost
-      vars:
-        names: {names}
-"""
+    - ansible.builtin.import_tasks: {tasks}"""
+    + WRITE
+)
 
 
 def make_inventory(tmp_path: Path, group_vars: Path | None = None, **node_vars) -> Path:
