@@ -56,7 +56,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             nodes.up(args.count)
         elif args.cmd == "down":
             nodes.down()
-            HOST_KUBECONFIG.unlink(missing_ok=True)
         elif args.cmd == "status":
             status()
         elif args.cmd == "check":

@@ -24,6 +24,7 @@ from common import (
     BRIDGE,
     CONTROL_PLANE,
     GATEWAY,
+    HOST_KUBECONFIG,
     KNOWN_HOSTS,
     LAB_DIR,
     LATE_WORKER,
@@ -159,6 +160,7 @@ def down(quiet: bool = False) -> dict[str, int]:
         removed["volumes"] = len(vols)
     host_firewall(add=False)
     remote.forget()
+    HOST_KUBECONFIG.unlink(missing_ok=True)  # the cluster it reached is gone
     with contextlib.suppress(FileNotFoundError):
         LATE_WORKER_FILE.unlink()
     with contextlib.suppress(FileNotFoundError):
