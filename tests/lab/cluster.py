@@ -58,15 +58,12 @@ def wait_ready(names: Sequence[str], timeout: float = T_READY) -> dict[str, dict
 
 
 def _token_ids() -> list[str]:
-    """The IDs of the bootstrap tokens (`kubeadm token list -o json`: one JSON object per token)."""
-    text = ssh(CONTROL_PLANE, f"kubeadm token list --kubeconfig {ADMIN_KUBECONFIG} -o json").stdout.strip()
-    ids, dec, idx = [], json.JSONDecoder(), 0
-    while idx < len(text):
-        obj, idx = dec.raw_decode(text, idx)
-        ids.append(obj["token"].split(".", 1)[0])
-        while idx < len(text) and text[idx].isspace():
-            idx += 1
-    return ids
+    """The IDs of the bootstrap tokens, read with the collection's own parser of kubeadm's output."""
+    play.ensure_collection_link()
+    from ansible_collections.kubelab.kubeadm.plugins.module_utils._kubeadm import iter_json_objects
+
+    text = ssh(CONTROL_PLANE, f"kubeadm token list --kubeconfig {ADMIN_KUBECONFIG} -o json").stdout
+    return [obj["token"].split(".", 1)[0] for obj in iter_json_objects(text)]
 
 
 def delete_bootstrap_tokens() -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -201,11 +202,18 @@ def ping(inventory: Sequence[str] = ()) -> dict[str, str]:
 
 
 def ensure_collection_link() -> None:
-    """ansible.cfg puts build/collections first: make the checkout the kubelab.kubeadm collection."""
-    link = REPO / "build" / "collections" / "ansible_collections" / "kubelab" / "kubeadm"
+    """ansible.cfg puts build/collections first: make the checkout the kubelab.kubeadm collection.
+
+    build/collections also goes on sys.path, so the harness can import the collection's own
+    module_utils (as tests/unit/conftest.py does; ansible_collections is a namespace package).
+    """
+    collections = REPO / "build" / "collections"
+    link = collections / "ansible_collections" / "kubelab" / "kubeadm"
     if not link.exists():
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(REPO)
+    if str(collections) not in sys.path:
+        sys.path.insert(0, str(collections))
 
 
 def inventory() -> dict[str, Any]:
