@@ -63,11 +63,15 @@ class LabReport:
         self.save()
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.data["phases"]:  # nothing ran (--collect-only, -k matching nothing): keep the last report
+            return
         failed = any(p["status"] not in ("ok",) for p in self.data["phases"])
         self.data["result"] = "passed" if exitstatus == 0 and not failed and self.data["phases"] else "failed"
         self.save()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.data["phases"]:
+            return
         terminalreporter.write_sep("=", "lab report")
         terminalreporter.write_line(self.table())
         terminalreporter.write_line(f"report: {REPORT_FILES[1]}  logs: {LOGS}")
