@@ -13,6 +13,11 @@ when that delete fails too). The token format, durations and list parsing are in
 from __future__ import annotations
 
 import datetime
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._kubeadm import (
     KUBECONFIG_HINT,
@@ -35,6 +40,9 @@ from ansible_collections.kubelab.kubeadm.plugins.module_utils._token import (
     token_state,
     utcnow,
 )
+
+# The kubeadm configuration API the token's file is written in (v1beta4: kubeadm 1.31 and later).
+CONFIG_API_VERSION = "kubeadm.k8s.io/v1beta4"
 
 # Slack for clock differences between this host and kubeadm's (same host, in practice).
 CLOCK_SLACK_SECONDS = 60
@@ -93,18 +101,36 @@ class TokenRequest:
     def reusable(self, token, now):
         return not is_upload_certs_proxy(token) and self.matches(token) and self.lifetime_ok(token, now)
 
-    def ttl_flag(self):
+    def ttl_value(self):
+        """The ttl as a Go duration for kubeadm's configuration ("24h", "1h30m", "1500ms", "0s")."""
         if self.ttl == int(self.ttl):
-            return "--ttl=" + format_duration(self.ttl)
-        return f"--ttl={int(self.ttl * 1000)}ms"
+            return format_duration(self.ttl)
+        return f"{int(self.ttl * 1000)}ms"
 
-    def create_args(self, token):
-        """argv after `kubeadm`; flags in --flag=value form so no value can pass for a flag."""
-        args = ["token", "create", token, self.ttl_flag()]
+    def config_document(self, token, kubernetes_version):
+        """The kubeadm configuration `kubeadm token create --config` reads the token from.
+
+        The secret goes to kubeadm in a file only this user can read, never on its command line
+        (where every user of the host sees it in the process list). JSON is YAML, so kubeadm
+        reads these documents as they are. The ClusterConfiguration only names kubeadm's own
+        version: without one kubeadm would default to "stable-1" and look that up online.
+        """
+        bootstrap = {"token": token, "ttl": self.ttl_value(), "usages": list(self.usages), "groups": list(self.groups)}
         if self.description:
-            args.append("--description=" + self.description)
-        args += ["--usages=" + ",".join(self.usages), "--groups=" + ",".join(self.groups)]
-        return args
+            bootstrap["description"] = self.description
+        init = {"apiVersion": CONFIG_API_VERSION, "kind": "InitConfiguration", "bootstrapTokens": [bootstrap]}
+        cluster = {
+            "apiVersion": CONFIG_API_VERSION,
+            "kind": "ClusterConfiguration",
+            "kubernetesVersion": kubernetes_version,
+        }
+        return json.dumps(init, indent=2) + "\n---\n" + json.dumps(cluster, indent=2) + "\n"
+
+    @staticmethod
+    def create_args(config_path):
+        """argv after `kubeadm`: everything about the token is in the file (kubeadm refuses to mix
+        --config with --ttl, --usages, ... anyway)."""
+        return ["token", "create", "--config=" + config_path]
 
     def planned(self, token_id, now):
         return {
@@ -119,6 +145,29 @@ class TokenRequest:
 # ---------------------------------------------------------------------------------------------
 # Module logic
 # ---------------------------------------------------------------------------------------------
+
+
+def kubeadm_version(runner):
+    """kubeadm's own version ("v1.36.3"), for the ClusterConfiguration of the token's file."""
+    _rc, out, _err = runner.run(["version", "-o", "short"], action="reading the kubeadm version", cluster=False)
+    version = out.strip()
+    if not version.startswith("v") or not version[1:2].isdigit():
+        raise TokenError(f"`kubeadm version -o short` printed {version!r}, not a version like v1.36.3")
+    return version
+
+
+@contextmanager
+def private_file(content):
+    """A file only this user can read (0600 in a fresh 0700 directory), removed afterwards."""
+    directory = tempfile.mkdtemp(prefix="kubelab-token-")
+    try:
+        path = os.path.join(directory, "token.yaml")
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        yield path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _find(tokens, token_id):
@@ -144,8 +193,10 @@ def _delete(runner, token_id):
 
 def _create(runner, request, token, token_id):
     """Create the token, read it back, and never leave a half-made token behind unreported."""
+    version = kubeadm_version(runner)
     try:
-        runner.run(request.create_args(token), action=f"creating bootstrap token {token_id}")
+        with private_file(request.config_document(token, version)) as config_path:
+            runner.run(request.create_args(config_path), action=f"creating bootstrap token {token_id}")
     except KubeadmError as exc:
         if "already exists" in exc.details.get("stderr", ""):
             # Someone else created this id since it was listed: not ours to delete.

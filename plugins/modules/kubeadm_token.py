@@ -11,7 +11,7 @@ short_description: Ensure a kubeadm bootstrap token exists or is absent
 version_added: 0.1.0
 description:
   - Ensures a bootstrap token exists (reusing one that still has enough lifetime left) or is absent,
-    through C(kubeadm token list -o json), C(kubeadm token create) and C(kubeadm token delete).
+    through C(kubeadm token list -o json), C(kubeadm token create --config) and C(kubeadm token delete).
   - With O(state=present) and no O(token), an existing token with the same O(description), O(usages)
     and O(groups) that is not expired, has at least O(min_ttl) left and does not outlive O(ttl) is
     reused; otherwise a new token is generated in kubeadm's format and created.
@@ -48,8 +48,10 @@ options:
       - The token, C(<6 chars>.<16 chars>) of lower-case letters and digits, for example from
         C(kubeadm token generate).
       - When omitted with O(state=present), a matching token is reused or a new one is generated.
-      - Note that C(kubeadm token create) gets the token on its command line, where other users of the
-        host can see it in the process list while it runs.
+      - The secret never appears on a command line. C(kubeadm token create) reads the token, its O(ttl),
+        O(usages), O(groups) and O(description) from a kubeadm configuration file (C(--config), an
+        C(InitConfiguration) with C(bootstrapTokens)) that only the module's user can read (mode 0600 in a
+        fresh 0700 directory) and that is removed as soon as kubeadm has run.
     type: str
   token_id:
     description:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -389,22 +390,37 @@ def test_request_reuse_rules():
     assert not _token.is_upload_certs_proxy(proxy)
 
 
-def test_request_create_args_use_flag_equals_value():
-    assert request(description="-not a flag").create_args("abcdef.0123456789abcdef") == [
-        "token",
-        "create",
-        "abcdef.0123456789abcdef",
-        "--ttl=24h",
-        "--description=-not a flag",
-        "--usages=authentication,signing",
-        "--groups=system:bootstrappers:kubeadm:default-node-token",
-    ]
-    assert request(description="", ttl="0").create_args("abcdef.0123456789abcdef")[3:5] == [
-        "--ttl=0s",
-        "--usages=authentication,signing",
-    ]
-    assert request(ttl="1.5s", min_ttl="1s").ttl_flag() == "--ttl=1500ms"
-    assert request(ttl="1h30m").ttl_flag() == "--ttl=1h30m"
+def test_request_create_args_hold_no_secret():
+    args = _token_ensure.TokenRequest.create_args("/tmp/x/token.yaml")
+    assert args == ["token", "create", "--config=/tmp/x/token.yaml"]
+
+
+def test_request_config_document():
+    asked = request(description="-not a flag", ttl="1.5s", min_ttl="1s")
+    docs = asked.config_document("abcdef.0123456789abcdef", "v1.36.3")
+    init, cluster = (json.loads(doc) for doc in docs.split("\n---\n"))
+    assert init["bootstrapTokens"] == [{
+        "token": "abcdef.0123456789abcdef",
+        "ttl": "1500ms",
+        "usages": ["authentication", "signing"],
+        "groups": ["system:bootstrappers:kubeadm:default-node-token"],
+        "description": "-not a flag",
+    }]
+    assert cluster == {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration",
+                       "kubernetesVersion": "v1.36.3"}
+    never = json.loads(request(description="", ttl="0").config_document("abcdef.0123456789abcdef", "v1.36.3")
+                       .split("\n---\n")[0])["bootstrapTokens"][0]
+    assert (never["ttl"], "description" in never) == ("0s", False)
+    assert request(ttl="1h30m").ttl_value() == "1h30m"
+
+
+def test_private_file_is_0600_and_removed():
+    with _token_ensure.private_file("secret") as path:
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        assert os.stat(os.path.dirname(path)).st_mode & 0o777 == 0o700
+        with open(path) as handle:
+            assert handle.read() == "secret"
+    assert not os.path.exists(os.path.dirname(path))
 
 
 def test_request_planned():

@@ -114,20 +114,29 @@ def test_creates_when_nothing_matches(run, kubeadm):
     assert _token.TOKEN_RE.match(result["token"])
     assert result["token_id"] == result["token"].split(".")[0]
     assert result["expires"] == "2026-11-29T10:00:00Z"
-    create = kubeadm.calls[1]
-    assert create == [
-        KUBEADM,
-        "token",
-        "create",
-        result["token"],
-        "--ttl=24h",
-        "--description=kubelab join token",
-        "--usages=authentication,signing",
-        f"--groups={DEFAULT_GROUP}",
-        "--kubeconfig",
-        create[-1],
+    assert kubeadm.calls[1] == [KUBEADM, "version", "-o", "short"]
+    create = kubeadm.calls[2]
+    # The secret is in a 0600 file kubeadm reads (gone now), never in the argv others can see.
+    assert create[:3] == [KUBEADM, "token", "create"]
+    assert create[3].startswith("--config=") and create[4:] == ["--kubeconfig", create[-1]]
+    assert not os.path.exists(create[3].split("=", 1)[1])
+    assert all(result["token"].split(".")[1] not in arg for call in kubeadm.calls for arg in call)
+    ((init, cluster),) = kubeadm.configs
+    assert init["bootstrapTokens"] == [
+        {
+            "token": result["token"],
+            "ttl": "24h",
+            "usages": ["authentication", "signing"],
+            "groups": [DEFAULT_GROUP],
+            "description": "kubelab join token",
+        }
     ]
-    assert kubeadm.commands() == ["token list", "token create", "token list"]
+    assert (init["apiVersion"], cluster["kind"], cluster["kubernetesVersion"]) == (
+        "kubeadm.k8s.io/v1beta4",
+        "ClusterConfiguration",
+        "v1.36.3",
+    )
+    assert kubeadm.commands() == ["token list", "version -o", "token create", "token list"]
     assert result["diff"] == {
         "before": {"state": "absent"},
         "after": {
@@ -153,7 +162,7 @@ def test_a_shorter_ttl_is_not_answered_with_a_longer_lived_token(run, kubeadm):
     result, _failed = run({"description": "kubelab join token", "groups": WORKERS, "ttl": "2h", "min_ttl": "1h"})
     assert result["changed"] is True
     assert result["expires"] == "2026-11-28T12:00:00Z"
-    assert "--ttl=2h" in kubeadm.calls[1]
+    assert kubeadm.configs[-1][0]["bootstrapTokens"][0]["ttl"] == "2h"
 
 
 def test_second_run_reuses_what_the_first_created(run, kubeadm):
@@ -183,7 +192,8 @@ def test_given_token_is_created(run, kubeadm):
     result, failed = run({"token": token, "ttl": "1h", "min_ttl": "5m"})
     assert not failed, result
     assert (result["changed"], result["token"], result["token_id"]) == (True, token, "given1")
-    assert kubeadm.calls[1][3] == token  # passed on kubeadm's command line, as kubeadm wants it
+    assert kubeadm.configs[-1][0]["bootstrapTokens"][0]["token"] == token  # in the file kubeadm reads
+    assert all(token.split(".")[1] not in arg for call in kubeadm.calls for arg in call)  # on no command line
 
 
 def test_given_token_is_idempotent_by_id(run, kubeadm):
@@ -201,7 +211,7 @@ def test_given_token_that_expired_is_replaced(run, kubeadm):
     result, failed = run({"token": token, "description": "kubelab join token"}, diff=True)
     assert not failed, result
     assert result["changed"] is True
-    assert kubeadm.commands() == ["token list", "token delete", "token create", "token list"]
+    assert kubeadm.commands() == ["token list", "token delete", "version -o", "token create", "token list"]
     assert result["expires"] == "2026-11-29T10:00:00Z"
     assert result["diff"]["before"]["expires"] == "2026-10-01T08:00:00Z"
     assert result["diff"]["after"]["expires"] == "2026-11-29T10:00:00Z"
@@ -354,7 +364,8 @@ def test_create_failure_reports_kubeadm_error_without_the_secret(run, kubeadm):
     assert "timed out" in result["msg"]
     for value in (result["msg"], result["cmd"], result["stderr"]):
         assert "0000000000000001" not in value
-    assert kubeadm.commands() == ["token list", "token create", "token list"]  # checked: nothing left behind
+    # checked: nothing left behind
+    assert kubeadm.commands() == ["token list", "version -o", "token create", "token list"]
     assert "given1" not in kubeadm.token_ids()
 
 
@@ -362,8 +373,8 @@ def test_create_that_failed_after_writing_the_secret_is_cleaned_up(run, kubeadm)
     kubeadm.create_then_fail = (1, "", "error: context deadline exceeded\n")
     result, failed = run({"description": "kubelab join token"})
     assert failed
-    created = kubeadm.calls[1][3].split(".")[0]
-    assert kubeadm.commands() == ["token list", "token create", "token list", "token delete"]
+    created = kubeadm.configs[-1][0]["bootstrapTokens"][0]["token"].split(".")[0]
+    assert kubeadm.commands() == ["token list", "version -o", "token create", "token list", "token delete"]
     assert created not in kubeadm.token_ids()
     assert f"The bootstrap token {created} this run had created was deleted again." in result["msg"]
 
@@ -374,7 +385,7 @@ def test_verification_failure_deletes_the_created_token(run, kubeadm):
     kubeadm.failures["token list"] = [(0, "", ""), (1, "", "error: Unauthorized\n")]
     result, failed = run({"description": "kubelab join token"})
     assert failed
-    assert kubeadm.commands() == ["token list", "token create", "token list", "token delete"]
+    assert kubeadm.commands() == ["token list", "version -o", "token create", "token list", "token delete"]
     assert kubeadm.token_ids() == []
     assert "deleted again" in result["msg"]
 
@@ -425,7 +436,7 @@ def test_create_race_leaves_the_other_token_alone(run, kubeadm):
     result, failed = run({"token": "given1.0000000000000001"})
     assert failed
     assert "created by someone else meanwhile; run the task again" in result["msg"]
-    assert kubeadm.commands() == ["token list", "token create"]
+    assert kubeadm.commands() == ["token list", "version -o", "token create"]
 
 
 def test_a_generated_id_that_exists_is_drawn_again(run, kubeadm):
