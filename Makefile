@@ -6,13 +6,26 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup lint vars collection sanity units molecule check lab lab-down e2e test
+.PHONY: help setup bundle lint vars collection sanity units molecule check lab lab-down e2e test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 setup: ## install Debian packages and the pinned Python toolchain (.venv)
 	bash tests/setup-host.sh
+
+# The lab's offline bundle (kubeadm, kubelet, kubectl, images... built from the Go modules and Debian's
+# packages; cached by recipe under /var/tmp/kubelab/cache). The unit tier runs the real kubeadm and
+# kubectl from it, the e2e installs it.
+BUNDLE_SUMMARY := build/bundle-summary.json
+
+bundle: setup ## start Docker Engine and build (or reuse) the lab's offline bundle
+	bash tests/lab/host-docker.sh
+	mkdir -p build
+	$(BIN)/python tests/lab/build/build.py --summary-json $(BUNDLE_SUMMARY)
+
+# Every pytest tier CI runs prints the reason of each skip (-rs) and fails on one (tests/conftest.py).
+STRICT := -rs --fail-on-skip
 
 lint: setup ## yamllint, ansible-lint (production), ruff, changelog lint, cluster_* docs up to date
 	$(BIN)/yamllint -s .
@@ -30,17 +43,17 @@ collection: setup ## build the tarball, install it offline, ansible-doc every mo
 sanity: setup ## ansible-test sanity (offline-safe wrapper)
 	bash tests/sanity.sh
 
-units: setup ## unit tests (modules, role logic, bundle.yml on loopback) with line coverage of plugins/ (>= 90 %)
-	$(BIN)/pytest tests/unit tests/roles tests/bundle -q \
+units: setup bundle ## unit tests (modules, role logic, bundle.yml on loopback; the real kubeadm) with line coverage of plugins/ (>= 90 %)
+	KUBELAB_BUNDLE_DIR=$$(jq -r .bundle_dir $(BUNDLE_SUMMARY)) $(BIN)/pytest tests/unit tests/roles tests/bundle -q $(STRICT) \
 	  --cov=ansible_collections.kubelab.kubeadm.plugins --cov-report=term --cov-fail-under=90
 
 molecule: setup ## the VM scenarios' checks that need no VM (molecule's vagrant driver, rendered Vagrantfile, prepare checks)
-	$(BIN)/pytest tests/molecule -q -rs
+	$(BIN)/pytest tests/molecule -q $(STRICT)
 
 check: lint collection sanity units molecule ## the static and unit tiers
 
 # The lab runs are pytest sessions (tests/lab/conftest.py): one test per phase, the lab a session fixture.
-LAB_PYTEST := $(BIN)/pytest tests/lab -s -rfEs --junitxml=build/lab-junit.xml $(LAB_ARGS)
+LAB_PYTEST := $(BIN)/pytest tests/lab -s -rfE $(STRICT) --junitxml=build/lab-junit.xml $(LAB_ARGS)
 
 lab: setup ## bring up the local two-node cluster in containers and keep it (kubeconfig: build/kubeconfig)
 	bash tests/lab/host-docker.sh

@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 import os
 import stat
+import sys
 from unittest.mock import MagicMock, patch
 
 import pytest
 from ansible_collections.kubelab.kubeadm.plugins.module_utils import _kubeadm
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._kubeadm import KubeadmError, KubeadmRunner
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "kubeadm"))
+import lab_bundle
 
 TOKEN = "abcdef.0123456789abcdef"
 
@@ -247,8 +251,8 @@ def test_read_kubeconfig_missing(tmp_path):
 
 
 # Without PyYAML (a bare air-gapped node), kubectl converts the kubeconfig to JSON.
-KUBECTL_CANDIDATES = ("/var/tmp/kubelab/cache/1.36.3/bundle/bin/kubectl", "/tmp/prefetch/bin/kubectl")
-REAL_KUBECTL = next((p for p in KUBECTL_CANDIDATES if os.access(p, os.X_OK)), None)
+LAB_KUBECTL = lab_bundle.binary("kubectl")
+REAL_KUBECTL = LAB_KUBECTL if os.access(LAB_KUBECTL, os.X_OK) else None
 
 
 class _SubprocessModule:
@@ -267,7 +271,7 @@ class _SubprocessModule:
         return proc.returncode, proc.stdout, proc.stderr
 
 
-@pytest.mark.skipif(REAL_KUBECTL is None, reason="no kubectl built yet (tests/lab/build/build.py builds one)")
+@pytest.mark.skipif(REAL_KUBECTL is None, reason=f"no kubectl at {LAB_KUBECTL}: build the lab's bundle (make bundle)")
 def test_read_kubeconfig_without_pyyaml_uses_real_kubectl(tmp_path):
     path = write_kubeconfig(tmp_path, kubeconfig_yaml())
     with_yaml = _kubeadm.read_kubeconfig(path)

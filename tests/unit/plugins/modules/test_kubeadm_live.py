@@ -1,8 +1,9 @@
 """The modules against a REAL kubeadm binary, talking to fake_apiserver.py on 127.0.0.1.
 
-Runs only when a kubeadm binary is available: $KUBEADM_BIN, or /tmp/prefetch/bin/kubeadm (built from
-source on the CI machine). Nothing here leaves the machine: the API server is on loopback and every
-`config images list` call gets an exact --kubernetes-version.
+Needs a real kubeadm: $KUBEADM_BIN, or bin/kubeadm of the lab's bundle (`make bundle` builds it
+from the Go modules; `make units` builds it first, and fails on a skip). Nothing here leaves the
+machine: the API server is on loopback and every `config images list` call gets an exact
+--kubernetes-version.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "fixtures
 from certs import KEY_TYPES, openssl_pin
 from fake_apiserver import FakeApiServer, bootstrap_secret
 from fake_kubeadm import fixture
+from lab_bundle import binary
 
-KUBEADM = os.environ.get("KUBEADM_BIN", "/tmp/prefetch/bin/kubeadm")
-pytestmark = pytest.mark.skipif(not os.access(KUBEADM, os.X_OK), reason=f"no kubeadm binary at {KUBEADM}")
+KUBEADM = os.environ.get("KUBEADM_BIN") or binary("kubeadm")
+pytestmark = pytest.mark.skipif(
+    not os.access(KUBEADM, os.X_OK), reason=f"no kubeadm binary at {KUBEADM}: build the lab's bundle (make bundle)"
+)
 
 
 @pytest.fixture
