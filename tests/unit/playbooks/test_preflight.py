@@ -21,6 +21,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOK_BIN = Path(sys.executable).parent / "ansible-playbook"
 SECOND_PLAY_TASK = "Read the node's architecture and host name"
+# What an online install needs pinned (the values are only checked for their form here).
+ONLINE_PINS = ["-e", "cri_dockerd_release_sha256=" + "a" * 64]
+ONLINE_PINS += ["-e", "kubeadm_init_pod_network_manifest_sha256=" + "b" * 64]
 
 # The task both playbooks end with: write what the pre-flight handed on, one JSON file per host.
 WRITE = """
@@ -55,18 +58,21 @@ CLUSTER_VARS_ONLY = (
 )
 
 
-def make_inventory(tmp_path: Path, group_vars: Path | None = None, **node_vars) -> Path:
+def make_inventory(
+    tmp_path: Path, group_vars: Path | None = None, worker_vars: dict | None = None, **node_vars
+) -> Path:
     """node1 (control_plane) and node2 (workers) on this machine, optionally with a shipped group_vars/all.yml."""
     inventory = tmp_path / "inventory"
     (inventory / "group_vars").mkdir(parents=True)
-    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    # The tests run as root without sudo: the pre-flight's become (to read who holds a port) is not needed.
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False}
     hosts = {
         "all": {
             "children": {
                 "k8s_cluster": {
                     "children": {
                         "control_plane": {"hosts": {"node1": {"ansible_host": "127.0.0.1", **local, **node_vars}}},
-                        "workers": {"hosts": {"node2": {"ansible_host": "127.0.0.2", **local}}},
+                        "workers": {"hosts": {"node2": {"ansible_host": "127.0.0.2", **local, **(worker_vars or {})}}},
                     }
                 }
             }
@@ -172,7 +178,7 @@ def test_defaults_filled_inventory_kept_and_extra_vars_win(tmp_path: Path) -> No
     (inventory / "group_vars" / "all.yml").open("a").write("cluster_pause_image: null\n")
     playbook = tmp_path / "dump.yml"
     playbook.write_text(DUMP.format(preflight=REPO / "playbooks" / "preflight.yml", out=tmp_path, names=NAMES))
-    res = run(playbook, inventory, "-e", "cluster_kubelet_healthz_port=10249")
+    res = run(playbook, inventory, "-e", "cluster_kubelet_healthz_port=10348", *ONLINE_PINS)
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
     node1 = json.loads((tmp_path / "node1.json").read_text())
     node2 = json.loads((tmp_path / "node2.json").read_text())
@@ -181,7 +187,7 @@ def test_defaults_filled_inventory_kept_and_extra_vars_win(tmp_path: Path) -> No
     assert node1["cluster_kubelet_configuration_extra"] == {}
     assert node1["cluster_ignore_preflight_errors"] == []
     assert node1["cluster_kubelet_read_only_port"] == 10255  # inventories/lab sets it
-    assert node1["cluster_kubelet_healthz_port"] == "10249"  # -e wins (a string, as -e gives it)
+    assert node1["cluster_kubelet_healthz_port"] == "10348"  # -e wins (a string, as -e gives it)
     assert node1["cluster_pause_image"] == ""  # null = the default
     assert node1["__cluster_pause_image"] == "registry.k8s.io/pause:3.10.2"
     assert node1["cluster_node_address"] == "10.0.0.1"  # set for the host
