@@ -188,6 +188,26 @@ def run(playbook: Path, inventory: Path, *extra: str) -> subprocess.CompletedPro
             ['kubeadm_init_pod_network_manifest_sha256 is "": set it to the sha256 of the kube-flannel.yml'],
             id="online-flannel-without-sha256",
         ),
+        pytest.param(
+            ["-e", "cluster_kubernetes_version=v1.36.3"],
+            ["cluster_kubernetes_version must be an exact release without 'v', 1.31.0 or later", 'got "v1.36.3"'],
+            id="version-with-v",
+        ),
+        pytest.param(
+            ["-e", "cluster_kubernetes_version=1.30.9"],
+            ["cluster_kubernetes_version must be an exact release without 'v', 1.31.0 or later", 'got "1.30.9"'],
+            id="version-too-old",
+        ),
+        pytest.param(
+            ["-e", json.dumps({"cluster_ignore_preflight_errors": ["Swap", "All"]})],
+            ['cluster_ignore_preflight_errors contains "all": name the checks to ignore instead'],
+            id="ignore-all-preflight-errors",
+        ),
+        pytest.param(
+            ["-e", "cluster_kubernetes_version=1.99.0"],
+            ["Kubernetes 1.99.0 is newer than the pause tags in playbooks/vars/versions.yml: set cluster_pause_image"],
+            id="online-version-without-pause-tag",
+        ),
     ],
 )
 def test_bad_value_stops_the_first_play(tmp_path: Path, extra: list[str], wanted: list[str]) -> None:
@@ -362,3 +382,61 @@ def test_clock_skew_is_refused(tmp_path: Path) -> None:
     # `date +%s` has whole seconds, and the node's answer comes a moment after the controller's time.
     assert re.search(r"The clock of node2 is 12[01] s ahead of the control plane's \(node1\)", out), out[-3000:]
     assert "The clock of node1" not in out
+
+
+@pytest.mark.parametrize(
+    ("control_plane", "workers", "wanted"),
+    [
+        pytest.param({}, {"node2": {}}, "The inventory has no host in group control_plane", id="no-control-plane"),
+        pytest.param(
+            {"node1": {}, "node3": {}},
+            {"node2": {}},
+            "Group control_plane has 2 hosts (node1, node3). More than one control-plane node needs"
+            " cluster_control_plane_endpoint",
+            id="two-control-planes",
+        ),
+        pytest.param(
+            {"node1": {}},
+            {"node1": {}, "node2": {}},
+            "no host may be in both control_plane and workers",
+            id="host-in-both",
+        ),
+    ],
+)
+def test_bad_group_layout_stops_the_first_play(tmp_path: Path, control_plane: dict, workers: dict, wanted: str) -> None:
+    inventory = tmp_path / "inventory"
+    inventory.mkdir()
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    groups = {
+        "control_plane": {"hosts": {h: local for h in control_plane}},
+        "workers": {"hosts": {h: local for h in workers}},
+    }
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"k8s_cluster": {"children": groups}}}}))
+    res = run(REPO / "playbooks" / "preflight.yml", inventory, *ONLINE_PINS)
+    out = " ".join((res.stdout + res.stderr).split())
+    assert res.returncode != 0 and wanted in out, out[-3000:]
+    assert SECOND_PLAY_TASK not in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "node_vars", "wanted"),
+    [
+        pytest.param(
+            ["-e", "cluster_load_test_images=true"],
+            {},
+            "cluster_load_test_images loads the test images (group test) of the offline bundle, but"
+            " cluster_install_source is online",
+            id="test-images-without-bundle",
+        ),
+        pytest.param(
+            [],
+            {"cluster_node_address": "node1.example"},
+            'node1\'s cluster address "node1.example" is not an IP address',
+            id="cluster-address-not-ip",
+        ),
+    ],
+)
+def test_bad_value_stops_the_second_play(tmp_path: Path, extra: list[str], node_vars: dict, wanted: str) -> None:
+    inventory = make_inventory(tmp_path, REPO / "inventories" / "lab" / "group_vars" / "all.yml", **node_vars)
+    res = run(REPO / "site.yml", inventory, *ONLINE_PINS, *extra)
+    refused_on_the_nodes(res, [wanted])
