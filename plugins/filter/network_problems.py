@@ -129,7 +129,8 @@ def node_networks(facts, node_address=""):
         except ValueError:
             pass  # the cluster address check of the pre-flight names it
         else:
-            if not any(network.subnet_of(n) for _, n in found if n.version == network.version):
+            known = [pair[1] for pair in found if pair[1].version == network.version]
+            if not any(network.subnet_of(mine) for mine in known):
                 found.append((f"the cluster address {node_address}", network))
     return found
 

@@ -91,7 +91,7 @@ def parse_proc_net_tcp(content):
         fields = line.split()
         if len(fields) < 10 or fields[3] != TCP_LISTEN:
             continue
-        address, _, port = fields[1].partition(":")
+        address, port = fields[1].rsplit(":", 1)
         found.append((decode_address(address), int(port, 16), int(fields[9])))
     return found
 
@@ -133,7 +133,7 @@ def listening(ports=None, proc="/proc"):
             continue  # no IPv6 in this kernel
     if ports:
         sockets = [s for s in sockets if s[1] in set(ports)]
-    owners = socket_owners([inode for _, _, inode in sockets if inode], proc)
+    owners = socket_owners([s[2] for s in sockets if s[2]], proc)
     result = []
     for address, port, inode in sorted(sockets, key=lambda s: (s[1], s[0])):
         pid, name = owners.get(inode, (0, ""))
