@@ -181,6 +181,24 @@ def parse_duration(value, option="ttl"):
     return total
 
 
+def parse_ttls(ttl, min_ttl, ttl_option="ttl", min_ttl_option="min_ttl"):
+    """(ttl, min_ttl) in seconds, or TokenError: both parse (parse_duration), min_ttl is not longer
+    than a ttl that expires, and an expiring ttl is at least a second. The one set of rules of
+    kubeadm_token and of the pre-flight (the kubelab.kubeadm.token_ttl_problems filter)."""
+    ttl_seconds = parse_duration(ttl, ttl_option)
+    min_ttl_seconds = parse_duration(min_ttl, min_ttl_option)
+    if ttl_seconds and min_ttl_seconds > ttl_seconds:
+        raise TokenError(
+            f"{min_ttl_option} ({min_ttl}) is longer than {ttl_option} ({ttl}): even a fresh token"
+            f" would be too short to reuse, so every run would create another; set {min_ttl_option} below {ttl_option}"
+        )
+    if ttl_seconds and ttl_seconds < 1:
+        raise TokenError(
+            f'{ttl_option} {ttl!r} is shorter than a second: use at least "1s", or "0" for no expiry'
+        )
+    return ttl_seconds, min_ttl_seconds
+
+
 def format_duration(seconds):
     """Seconds as a short Go-style duration ("24h", "1h30m", "90s" -> "1m30s")."""
     seconds = int(seconds)

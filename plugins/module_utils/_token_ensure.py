@@ -35,7 +35,7 @@ from ansible_collections.kubelab.kubeadm.plugins.module_utils._token import (
     generate_token,
     is_upload_certs_proxy,
     list_tokens,
-    parse_duration,
+    parse_ttls,
     split_token,
     token_state,
     utcnow,
@@ -61,17 +61,7 @@ class TokenRequest:
             self.token_id, self.secret = split_token(self.token)
         else:
             self.token_id = self.secret = None
-        self.ttl = parse_duration(params.get("ttl"), "ttl")
-        self.min_ttl = parse_duration(params.get("min_ttl"), "min_ttl")
-        if self.ttl and self.min_ttl > self.ttl:
-            raise TokenError(
-                f"min_ttl ({params.get('min_ttl')}) is longer than ttl ({params.get('ttl')}): even a fresh token"
-                " would be too short to reuse, so every run would create another; set min_ttl below ttl"
-            )
-        if self.ttl and self.ttl < 1:
-            raise TokenError(
-                f'ttl {params.get("ttl")!r} is shorter than a second: use at least "1s", or "0" for no expiry'
-            )
+        self.ttl, self.min_ttl = parse_ttls(params.get("ttl"), params.get("min_ttl"))
         self.description = params.get("description") or ""
         self.usages = check_usages(params.get("usages"))
         self.groups = check_groups(params.get("groups"), self.usages)

@@ -22,8 +22,16 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 else
   # No systemd on this host (a container or a CI sandbox): run dockerd directly, in its own session so
   # that it outlives the command that started it (a finished job's process group is killed).
+  # Every inherited descriptor above 2 is closed first: started under `flock <lock> ...`, dockerd would
+  # otherwise keep the lab lock's descriptor open, and hold the lock for as long as it runs.
   echo "host-docker: starting dockerd (log: $state/dockerd.log)" >&2
-  setsid nohup dockerd --pidfile /run/kubelab-dockerd.pid >"$state/dockerd.log" 2>&1 < /dev/null &
+  (
+    for fd in /proc/self/fd/*; do
+      n=${fd##*/}
+      if [ "$n" -gt 2 ]; then eval "exec $n>&-" 2>/dev/null || true; fi
+    done
+    exec setsid nohup dockerd --pidfile /run/kubelab-dockerd.pid >"$state/dockerd.log" 2>&1 < /dev/null
+  ) &
 fi
 
 for _ in $(seq 1 60); do

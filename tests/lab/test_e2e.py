@@ -34,6 +34,8 @@ from common import run as run_cmd
 
 # The read-only port the port-change phase switches to and back (10256 is kube-proxy's healthz).
 PORT_CHANGE_TO = 10265
+# The read-only port the port-in-use phase asks for while another program on a worker listens there.
+PORT_IN_USE = 10266
 # The kubelet feature gate the day-one fix turns off (playbooks/vars/versions.yml), and what the bug looks like.
 WEBSOCKET_GATE = "ExtendWebSocketsToKubelet"
 EXEC_BUG = "server gave HTTP response to HTTPS client"
@@ -122,6 +124,41 @@ def test_second_run(phase, lab):
     run = play.playbook("site-second", "site.yml")
     phase.update(run.summary(), detail=f"changed={run.changed}")
     assert run.changed == 0, f"the second site.yml run is not idempotent: changed {run.changed_tasks()}"
+
+
+def test_port_in_use(phase, lab):
+    """port in use: a read-only port a worker's other program holds stops site.yml, naming it, before any change.
+
+    The program is `python3 -m http.server` on the worker (bounded by `timeout`), stopped by its pid afterwards;
+    the pre-flight's node checks refuse the run (the kubelet itself holding its ports is accepted, as the
+    second run and the port-change phase show).
+    """
+    node = lab.members[-1]
+    started = remote.ssh(
+        node,
+        f"setsid timeout 600 python3 -m http.server {PORT_IN_USE} --bind 0.0.0.0 >/dev/null 2>&1 < /dev/null & "
+        f"echo $!; for i in $(seq 50); do grep -q ':{PORT_IN_USE:04X} 00000000:0000 0A' /proc/net/tcp && exit 0; "
+        "sleep 0.1; done; exit 1",
+        timeout=30,
+    )
+    pid = int(started.stdout.split()[0])
+    try:
+        run = play.playbook(
+            "site-port-in-use", "site.yml", extravars={"cluster_kubelet_read_only_port": PORT_IN_USE}, check=False
+        )
+    finally:
+        remote.ssh(
+            node,
+            f"kill {pid}; for i in $(seq 50); do kill -0 {pid} 2>/dev/null || exit 0; sleep 0.1; done; exit 1",
+            timeout=30,
+        )
+    phase.update(run.summary(), node=node, port=PORT_IN_USE)
+    assert run.status == "failed", f"site.yml accepted read-only port {PORT_IN_USE}, which python3 holds on {node}"
+    messages = " ".join(f.msg for f in run.failures())
+    for text in (f"Port {PORT_IN_USE} (cluster_kubelet_read_only_port)", f"in use on {node}", "python3"):
+        assert text in " ".join(messages.split()), f"the failure does not say {text!r}: {messages[:600]}"
+    assert run.changed == 0, f"the refused run changed {run.changed_tasks()}"
+    phase["detail"] = f"refused, naming port {PORT_IN_USE}, {node} and python3; changed=0"
 
 
 def _restart_order(run: play.PlayRun) -> list[tuple[str, str]]:
