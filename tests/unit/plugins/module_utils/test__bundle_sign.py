@@ -14,7 +14,9 @@ from ..conftest import make_key
 def test_fingerprint_is_ssh_keygens(tmp_path):
     key = make_key(tmp_path, "k")
     line = (tmp_path / "k.pub").read_text()
-    listed = subprocess.run(["ssh-keygen", "-l", "-f", str(tmp_path / "k.pub")], capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(tmp_path / "k.pub")], capture_output=True, text=True, check=True
+    )
     assert s.parse_public_key(line)["fingerprint"] == listed.stdout.split()[1]
     assert s.public_key_of(str(key)) == line.strip()
     (tmp_path / "k.pub").unlink()  # derived with ssh-keygen -y
