@@ -161,7 +161,7 @@ def manifest_signed(params: dict, check_mode: bool = False, diff: bool = False) 
                 f"the signing key {key} does not exist: name the private key file (its .pub beside it), or make one "
                 f"with `ssh-keygen -t ed25519 -f {key}`"
             )
-        public_key_of(key)  # an unreadable key fails before anything is written
+        public = public_key_of(key)  # an unreadable key fails before anything is written
     result = manifest_result(params, check_mode=check_mode, diff=diff)
     bundle_dir = params["path"]
     text = render_manifest(result["manifest"])
@@ -171,14 +171,14 @@ def manifest_signed(params: dict, check_mode: bool = False, diff: bool = False) 
             signed = sign_bundle(bundle_dir, key, manifest_text=text, check_mode=check_mode)
         except OSError as exc:
             raise ModuleError(f"cannot write {sig_path}: {exc}") from None
-        result.update(signature_path=sig_path, fingerprint=signed["fingerprint"], signed=True)
+        result.update(signature_path=sig_path, fingerprint=signed["fingerprint"], signed=True, public_key=public)
         result["changed"] = result["changed"] or signed["changed"]
         return result
     old = read_signature(sig_path)
     stale = old is not None and not signature_valid(text.encode("utf-8"), old)
     if stale and not check_mode:
         os.unlink(sig_path)
-    result.update(signature_path="", fingerprint="", signed=False)
+    result.update(signature_path="", fingerprint="", signed=False, public_key="")
     result["changed"] = result["changed"] or stale
     result["warnings"] = [
         "the bundle is not signed (allow_unsigned): clusters accept it only with cluster_bundle_allow_unsigned: true"

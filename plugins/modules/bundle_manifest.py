@@ -155,6 +155,11 @@ signature_path:
   returned: success
   type: str
   sample: /srv/kubelab-bundle-1.36.3-amd64/manifest.json.sig
+public_key:
+  description: The public key line of O(signing_key) (what inventories put in C(cluster_bundle_trusted_keys)); empty when unsigned.
+  returned: success
+  type: str
+  sample: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBt/P+UVkWaxCKiJdVyKdgq2tDss9/eCS7LPiygWEhGL builder@bundle-host
 fingerprint:
   description: The SHA256 fingerprint of the signing key (empty when unsigned, or in check mode when a signature is due).
   returned: success
