@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Sign the lab bundle's manifest.json with the lab's own key (docs/bundle.md, "Signing").
 

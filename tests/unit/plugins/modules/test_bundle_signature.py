@@ -90,7 +90,7 @@ def test_regenerated_manifest_attack_is_refused(run_module, bundle, trusted_keys
 
 def test_allow_unsigned_passes_with_a_warning_every_run(run_module, bundle, warnings):
     (bundle / "manifest.json.sig").unlink()
-    for _ in range(2):
+    for _run in range(2):
         result, failed = run_module(bundle_verify.main, {"path": str(bundle), "allow_unsigned": True})
         assert not failed, result
         assert result["signature"] == "unsigned"
