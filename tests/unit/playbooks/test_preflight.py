@@ -21,7 +21,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOK_BIN = Path(sys.executable).parent / "ansible-playbook"
 SECOND_PLAY_TASK = "Read the node's architecture and host name"
-PIN = "0123456789abcdef" * 4
 
 # The task both playbooks end with: write what the pre-flight handed on, one JSON file per host.
 WRITE = """
@@ -76,8 +75,6 @@ def make_inventory(tmp_path: Path, group_vars: Path | None = None, **node_vars) 
     (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
     if group_vars:
         shutil.copy(group_vars, inventory / "group_vars" / "all.yml")
-    # online flannel needs its manifest pinned (a made-up value: nothing is downloaded here)
-    (inventory / "group_vars" / "k8s_cluster.yml").write_text(f"cluster_pod_network_manifest_sha256: {PIN}\n")
     return inventory
 
 
@@ -130,14 +127,6 @@ def run(playbook: Path, inventory: Path, *extra: str) -> subprocess.CompletedPro
             ["-e", "cluster_install_source=bundle"],
             ["cluster_install_source is bundle but cluster_bundle_dir is empty"],
             id="bundle-without-dir",
-        ),
-        pytest.param(
-            ["-e", "cluster_pod_network_manifest_sha256="],
-            [
-                "cluster_install_source is online and cluster_pod_network is flannel, but",
-                "cluster-admin rights unchecked",
-            ],
-            id="online-flannel-unpinned",
         ),
         pytest.param(
             ["-e", "cluster_install_source=bundle", "-e", "cluster_bundle_dir=/srv/bundle"],
