@@ -12,6 +12,8 @@ node gets _bundle_files.py and nothing else of the bundle code:
     _bundle_verify.py    verifying a bundle directory; the bundle_verify module's logic
     _bundle_tarball.py   verifying and unpacking a tarball of a bundle
     _bundle_write.py     writing manifest.json and SHA256SUMS; the bundle_manifest module's logic
+    _bundle_sign.py      signing and verifying manifest.json with ssh-keygen -Y (node + controller)
+    _bundle_trust.py     the signature around them: the bundle_verify and bundle_manifest modules' logic
 
 All of them use the Python standard library only, so a builder can load this file by path (the
 collection need not be importable), e.g. tests/lab/build::
@@ -19,6 +21,7 @@ collection need not be importable), e.g. tests/lab/build::
     spec = importlib.util.spec_from_file_location("_bundle", "plugins/module_utils/_bundle.py")
     bundle = importlib.util.module_from_spec(spec); spec.loader.exec_module(bundle)
     bundle.write_manifest(bundle_dir, meta, images)
+    bundle.sign_bundle(bundle_dir, "/path/to/signing_key")
 
 Every problem is raised as :class:`BundleError`; ``str(error)`` names each file and the fix.
 """
@@ -31,7 +34,16 @@ import sys
 
 _PACKAGE = "ansible_collections.kubelab.kubeadm.plugins.module_utils"
 # In the order they import each other.
-_PIECES = ("_command", "_bundle_files", "_bundle_manifest", "_bundle_tarball", "_bundle_verify", "_bundle_write")
+_PIECES = (
+    "_command",
+    "_bundle_files",
+    "_bundle_manifest",
+    "_bundle_tarball",
+    "_bundle_verify",
+    "_bundle_write",
+    "_bundle_sign",
+    "_bundle_trust",
+)
 
 
 def _load_pieces_by_path() -> None:
@@ -57,6 +69,7 @@ if __package__ != _PACKAGE:
 # ruff: noqa: E402 - the pieces are imported after they may have been registered above
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_files import (
     CHUNK_SIZE,
+    SIGNATURE_NAME,
     BundleError,
     normalize_ref,
     read_docker_archive,
@@ -82,11 +95,21 @@ from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_manifest i
     relpath_problem,
     requirement_problems,
 )
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_sign import (
+    NAMESPACE,
+    allowed_signers,
+    check_manifest,
+    parse_public_key,
+    public_key_of,
+    sign,
+    verify,
+)
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_tarball import (
     scan_tarball,
     unpack_tarball,
     verify_tarball,
 )
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_trust import sign_bundle
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_verify import (
     describe,
     sums_problems,
@@ -111,11 +134,15 @@ __all__ = [
     "LAYOUT",
     "MANIFEST_NAME",
     "META_KEYS",
+    "NAMESPACE",
+    "SIGNATURE_NAME",
     "SINGLE_COMPONENTS",
     "SUMS_NAME",
     "BundleError",
+    "allowed_signers",
     "asked_problems",
     "build_manifest",
+    "check_manifest",
     "component_for_path",
     "compute_file_entries",
     "describe",
@@ -125,7 +152,9 @@ __all__ = [
     "normalize_ref",
     "normalize_version",
     "parse_manifest",
+    "parse_public_key",
     "parse_sha256sums",
+    "public_key_of",
     "read_docker_archive",
     "relpath_problem",
     "render_manifest",
@@ -133,10 +162,13 @@ __all__ = [
     "requirement_problems",
     "scan_tarball",
     "sha256_file",
+    "sign",
+    "sign_bundle",
     "sums_problems",
     "unlisted_files",
     "unpack_tarball",
     "utc_now",
+    "verify",
     "verify_bundle",
     "verify_files",
     "verify_tarball",

@@ -21,6 +21,8 @@ import tarfile
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import ModuleError
 
 CHUNK_SIZE = 1024 * 1024
+# The OpenSSH signature of manifest.json (_bundle_sign.py), next to it in the bundle.
+SIGNATURE_NAME = "manifest.json.sig"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 

@@ -16,11 +16,18 @@ import json
 import os
 import re
 
-from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_files import HEX64, BundleError, normalize_ref
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_files import (
+    HEX64,
+    SIGNATURE_NAME,
+    BundleError,
+    normalize_ref,
+)
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 SUMS_NAME = "SHA256SUMS"
+# The files that describe the bundle: never listed in it, never refused as off the layout.
+DESCRIBING = (MANIFEST_NAME, SUMS_NAME, SIGNATURE_NAME)
 
 COMPONENTS = (
     "kubeadm",
@@ -78,7 +85,7 @@ def relpath_problem(path: object) -> str | None:
     parts = path.split("/")
     if any(part in ("", ".", "..") for part in parts):
         return "the path must not contain '..', '.' or empty components"
-    if path in (MANIFEST_NAME, SUMS_NAME):
+    if path in DESCRIBING:
         return f"{path} describes the bundle and is not listed in it"
     return None
 

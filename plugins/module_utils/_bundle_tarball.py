@@ -20,6 +20,7 @@ import tempfile
 
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_files import CHUNK_SIZE, BundleError
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_manifest import (
+    DESCRIBING,
     MANIFEST_NAME,
     SUMS_NAME,
     asked_problems,
@@ -135,7 +136,7 @@ def _check_scan(scan: dict, asked: dict) -> dict:
             problems.append(str(exc))
         else:
             problems += sums_against(sums, manifest, hashlib.sha256(scan["manifest_raw"]).hexdigest())
-    listed = {entry["path"] for entry in manifest["files"]} | {MANIFEST_NAME, SUMS_NAME}
+    listed = {entry["path"] for entry in manifest["files"]} | set(DESCRIBING)
     return {
         "manifest": manifest,
         "verified_files": verified,

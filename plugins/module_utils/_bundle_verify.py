@@ -20,6 +20,7 @@ import tarfile
 
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_files import BundleError, sha256_file
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_manifest import (
+    DESCRIBING,
     MANIFEST_NAME,
     SUMS_NAME,
     asked_problems,
@@ -83,7 +84,7 @@ def sums_problems(bundle_dir: str, manifest: dict, manifest_raw: bytes) -> list[
 
 def unlisted_files(bundle_dir: str, manifest: dict) -> list[str]:
     """Files in bundle_dir that the manifest does not list (reported, not fatal)."""
-    listed = {entry["path"] for entry in manifest["files"]} | {MANIFEST_NAME, SUMS_NAME}
+    listed = {entry["path"] for entry in manifest["files"]} | set(DESCRIBING)
     found = []
     for dirpath, dirnames, filenames in os.walk(bundle_dir):
         dirnames.sort()
@@ -148,9 +149,7 @@ def verify_path(params: dict, check_mode: bool = False) -> dict:
 
 def _verify_path(params: dict, check_mode: bool) -> dict:
     path = params["path"]
-    asked = {
-        key: params[key] for key in ("kubernetes_version", "architecture", "require_components", "require_images")
-    }
+    asked = {key: params[key] for key in ("kubernetes_version", "architecture", "require_components", "require_images")}
     changed = False
     if os.path.isdir(path):
         bundle_dir = path

@@ -27,6 +27,7 @@ from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_files impo
     sha256_file,
 )
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_manifest import (
+    DESCRIBING,
     FORMAT_VERSION,
     MANIFEST_NAME,
     META_KEYS,
@@ -57,7 +58,7 @@ def compute_file_entries(bundle_dir: str) -> list[dict]:
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, bundle_dir).replace(os.sep, "/")
-            if rel in (MANIFEST_NAME, SUMS_NAME):
+            if rel in DESCRIBING:
                 continue
             info = os.lstat(full)
             if not stat.S_ISREG(info.st_mode):

@@ -17,6 +17,10 @@ description:
   - Each image's C(config_digest) is read from its C(docker save) archive, which must carry the image's reference.
   - Idempotent - when only the creation time would change, the existing files are kept and nothing is reported
     as changed.
+  - Signs C(manifest.json) with O(signing_key) into C(manifest.json.sig) (C(ssh-keygen -Y sign), namespace
+    C(kubelab-bundle)); an existing signature that verifies with that key is kept. Without a key the task fails
+    unless O(allow_unsigned) is set. The key's passphrase is never asked for - load an encrypted key into ssh-agent
+    and name its C(.pub) file.
 author:
   - kubelab.kubeadm developers (@kubelab)
 extends_documentation_fragment:
@@ -93,6 +97,17 @@ options:
         description:
           - The image config digest. Read from the archive when omitted, checked against it when given.
         type: str
+  signing_key:
+    description:
+      - The private key (OpenSSH format, for example from C(ssh-keygen -t ed25519)) that signs C(manifest.json); its
+        public half is read from C(<signing_key>.pub) when present. Or the C(.pub) of a key held by ssh-agent.
+    type: path
+  allow_unsigned:
+    description:
+      - Write the manifest without a signature (no O(signing_key)); a signature that no longer matches is removed.
+        Clusters then need C(cluster_bundle_allow_unsigned=true).
+    type: bool
+    default: false
   created:
     description:
       - The creation time to record (C(YYYY-MM-DDTHH:MM:SSZ)). Defaults to now, or to the existing manifest's
@@ -107,6 +122,7 @@ EXAMPLES = r"""
     kubernetes_version: 1.36.3
     architecture: amd64
     versions: {kubernetes: 1.36.3, docker: 29.7.2, cri_dockerd: 0.4.3}
+    signing_key: /home/builder/.ssh/kubelab-bundle
     images:
       - ref: registry.k8s.io/pause:3.10.1
         group: kubeadm
@@ -129,11 +145,31 @@ sha256sums_path:
   returned: success
   type: str
   sample: /srv/kubelab-bundle-1.36.3-amd64/SHA256SUMS
+signed:
+  description: Whether C(manifest.json.sig) signs the manifest (false with O(allow_unsigned)).
+  returned: success
+  type: bool
+  sample: true
+signature_path:
+  description: Path of C(manifest.json.sig); empty when unsigned.
+  returned: success
+  type: str
+  sample: /srv/kubelab-bundle-1.36.3-amd64/manifest.json.sig
+public_key:
+  description: The public key line of O(signing_key) (what inventories put in C(cluster_bundle_trusted_keys)); empty when unsigned.
+  returned: success
+  type: str
+  sample: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBt/P+UVkWaxCKiJdVyKdgq2tDss9/eCS7LPiygWEhGL builder@bundle-host
+fingerprint:
+  description: The SHA256 fingerprint of the signing key (empty when unsigned, or in check mode when a signature is due).
+  returned: success
+  type: str
+  sample: SHA256:4DzA4rP7n0COWtLhJkI+4/ANiPWcWthyYfK4sUTiwD4
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_manifest import IMAGE_GROUPS
-from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_write import manifest_result
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_trust import manifest_signed
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import exit_module
 
 IMAGE_SPEC = {
@@ -156,10 +192,12 @@ def main() -> None:
             "versions": {"type": "dict", "default": {}},
             "images": {"type": "list", "elements": "dict", "default": [], "options": IMAGE_SPEC},
             "created": {"type": "str"},
+            "signing_key": {"type": "path", "no_log": False},
+            "allow_unsigned": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
-    exit_module(module, lambda: manifest_result(module.params, check_mode=module.check_mode, diff=module._diff))
+    exit_module(module, lambda: manifest_signed(module.params, check_mode=module.check_mode, diff=module._diff))
 
 
 if __name__ == "__main__":

@@ -143,6 +143,7 @@ class Lab:
             "bundle_image_source": "local",
             "bundle_pinned_sha256": self.pins,
             "bundle_test_images": self.test_images,
+            "bundle_signing_key": str(self.base / "signing" / "builder"),
         }
         values.update(overrides)
         return values
@@ -285,6 +286,12 @@ def lab(tmp_path_factory):
     if os.uname().machine != "x86_64":
         pytest.skip("the loopback bundle test serves amd64 artifacts")
     base = tmp_path_factory.mktemp("bundle-loopback")
+    (base / "signing").mkdir()
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "builder@loopback", "-f", f"{base}/signing/builder"],
+        check=True,
+        timeout=30,
+    )
     repo_prefix = f"kubelab-bundle-test.invalid/t{uuid.uuid4().hex[:10]}"
     www, pins, kubeadm_images, real = _serve(base, repo_prefix)
     pod_images = [
@@ -344,11 +351,23 @@ def test_first_run_builds_the_documented_layout(lab, first_run):
         "images/" + ref.replace("/", "_").replace(":", "_") + ".tar"
         for ref in lab.kubeadm_images + lab.pod_network_images + lab.test_images
     )
-    assert files == sorted([*DOWNLOADS, *archives, "manifest.json", "SHA256SUMS"])
+    assert files == sorted([*DOWNLOADS, *archives, "manifest.json", "manifest.json.sig", "SHA256SUMS"])
     for rel, path in DOWNLOADS.items():
         assert sha256(bundle / rel) == sha256(lab.served / path.lstrip("/")), rel
         assert f"{path}" in first_run.requests, rel
     assert os.access(bundle / "bin/kubeadm", os.X_OK)
+    # signed with the builder's key: its public line verifies it (ssh-keygen, as every node does)
+    signers = bundle.parent / "allowed_signers"
+    public = (lab.base / "signing" / "builder.pub").read_text()
+    signers.write_text(f'kubelab-bundle namespaces="kubelab-bundle" {public}')
+    argv = ["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", "kubelab-bundle", "-n", "kubelab-bundle"]
+    proc = subprocess.run(
+        [*argv, "-s", str(bundle / "manifest.json.sig")],
+        input=(bundle / "manifest.json").read_bytes(),
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_manifest_records_versions_files_and_images(lab, first_run):
@@ -484,7 +503,8 @@ def test_one_changed_byte_in_an_archive_fails_bundle_verify(lab, first_run):
     try:
         actual = sha256(path)
         argv = [str(VENV_BIN / "ansible"), "localhost", "-m", "kubelab.kubeadm.bundle_verify"]
-        argv += ["-a", f"path={lab.bundle_dir}"]
+        trusted = (lab.base / "signing" / "builder.pub").read_text().strip()
+        argv += ["-a", json.dumps({"path": str(lab.bundle_dir), "trusted_keys": [trusted]})]
         proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     finally:
         path.write_bytes(good)
@@ -555,7 +575,13 @@ def test_registry_doc_script_pushes_and_pull_mode_rebuilds_the_same_bundle(lab, 
     (bundle_image_pull_mirrors) then finds every archive up to date: same image IDs, same bundle."""
     target_repo = f"{registry}/k8s"
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), PATH=f"{VENV_BIN}:{os.environ['PATH']}")
-    script = _doc_script("## 2. Push the bundle's images", BUNDLE=str(lab.bundle_dir), REGISTRY=target_repo, PUSH="yes")
+    script = _doc_script(
+        "## 2. Push the bundle's images",
+        BUNDLE=str(lab.bundle_dir),
+        REGISTRY=target_repo,
+        PUSH="yes",
+        TRUSTED=str(lab.base / "signing" / "builder.pub"),
+    )
     pushed = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", script], env=env, capture_output=True, text=True, check=False
     )

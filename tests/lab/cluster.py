@@ -18,6 +18,7 @@ from common import (
     ADMIN_KUBECONFIG,
     CONTROL_PLANE,
     HOST_KUBECONFIG,
+    LAB_DIR,
     T_READY,
     VENV_BIN,
     LabError,
@@ -156,6 +157,17 @@ def versions() -> dict[str, str]:
     if "ansible_core" in found:
         found["ansible_core"] = found["ansible_core"].split("core ")[-1].rstrip("]")
     return found
+
+
+def sign_bundle() -> str:
+    """Sign the lab bundle with the lab's key when its signature is missing or stale (tests/lab/build/sign.py).
+
+    Every run of the lab does this before a playbook reads the bundle: build.py assembles a bundle
+    without a signature, and --lab-skip-build takes the bundle as it is."""
+    if not (bundle_dir() / "manifest.json").is_file():
+        return f"no bundle at {bundle_dir()} to sign"
+    argv = [str(VENV_BIN / "python"), str(LAB_DIR / "build" / "sign.py"), "--bundle", str(bundle_dir())]
+    return run(argv, timeout=120).stdout.strip()
 
 
 def bundle_dir() -> Path:

@@ -96,6 +96,7 @@ def lab(request: pytest.FixtureRequest, report: LabReport) -> Iterator[Lab]:
     config = request.config
     state = Lab(count=config.getoption("lab_nodes"), restart_node=config.getoption("lab_restart_node"))
     with _lock():
+        log(cluster.sign_bundle())
         try:
             nodes.up(state.count)
             yield state

@@ -8,6 +8,7 @@ changed setting, a worker arriving weeks later, a reboot, a reset.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from common import (
     LATE_WORKER,
     LOGS,
     NODES,
+    REPO,
     STATE,
     T_BUILD,
     T_SITE,
@@ -263,6 +265,52 @@ def test_tampered_bundle(phase, lab):
     )
     assert run.changed == 0, f"the run with a tampered bundle changed {run.changed_tasks()}"
     phase["detail"] = f"refused, naming {victim['path']}; changed=0"
+
+
+def _bundle_writer():
+    """The collection's own manifest writer (plugins/module_utils/_bundle.py), as any builder loads it."""
+    spec = importlib.util.spec_from_file_location("kubelab_bundle", REPO / "plugins" / "module_utils" / "_bundle.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_regenerated_manifest(phase, lab):
+    """regenerated manifest: bin/kubeadm replaced and manifest.json + SHA256SUMS rewritten to match is refused
+    by the signature in the pre-flight, before any change.
+
+    Every file of the copy matches its new manifest (the attack the sha256 checks alone let through); only
+    the builder's signature, which the attacker cannot make, no longer fits. Hard links as in the phase
+    before: the real bundle is never modified (the writer replaces files, it does not write into them).
+    """
+    src = cluster.bundle_dir()
+    manifest = json.loads((src / "manifest.json").read_text())
+    copy = STATE / "regenerated-bundle"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(src, copy, copy_function=os.link)
+    try:
+        kubeadm = copy / "bin" / "kubeadm"
+        kubeadm.unlink()
+        shutil.copyfile(src / "bin" / "kubeadm", kubeadm)
+        with kubeadm.open("ab") as fh:
+            fh.write(b"\0attacker")
+        writer = _bundle_writer()
+        meta = {key: manifest[key] for key in writer.META_KEYS if key in manifest}
+        written = writer.write_manifest(str(copy), meta, manifest["images"])
+        assert written["changed"], "the regenerated manifest is the old one: the attack changed nothing"
+        assert (copy / "manifest.json.sig").read_bytes() == (src / "manifest.json.sig").read_bytes()
+        run = play.playbook("site-regenerated", "site.yml", extravars={"cluster_bundle_dir": str(copy)}, check=False)
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    phase.update(run.summary())
+    assert run.status == "failed", "site.yml accepted a bundle whose manifest was rewritten after signing"
+    messages = " ".join(f.msg for f in run.failures())
+    assert "manifest.json.sig does not match manifest.json" in messages, (
+        f"the failure does not name the signature problem: {messages[:600]}"
+    )
+    assert all(f.task == "Verify the offline bundle on the controller" for f in run.failures()), messages[:600]
+    assert run.changed == 0, f"the run with a regenerated manifest changed {run.changed_tasks()}"
+    phase["detail"] = "refused by the signature in the pre-flight; changed=0"
 
 
 def test_kubelet_port_change(phase, lab):

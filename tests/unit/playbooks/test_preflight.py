@@ -208,6 +208,26 @@ def run(playbook: Path, inventory: Path, *extra: str) -> subprocess.CompletedPro
             ["Kubernetes 1.99.0 is newer than the pause tags in playbooks/vars/versions.yml: set cluster_pause_image"],
             id="online-version-without-pause-tag",
         ),
+        pytest.param(
+            ["-e", "cluster_install_source=bundle", "-e", "cluster_bundle_dir=/srv/bundle"],
+            [
+                "cluster_install_source is bundle but cluster_bundle_trusted_keys is empty",
+                "cluster_bundle_allow_unsigned",
+            ],
+            id="bundle-without-trusted-keys",
+        ),
+        pytest.param(
+            [
+                "-e",
+                "cluster_install_source=bundle",
+                "-e",
+                "cluster_bundle_dir=/srv/bundle",
+                "-e",
+                '{"cluster_bundle_trusted_keys": ["builder@host"]}',
+            ],
+            ["cluster_bundle_trusted_keys holds 1 entries that are not OpenSSH public key lines", "builder@host"],
+            id="bundle-trusted-key-not-a-key",
+        ),
     ],
 )
 def test_bad_value_stops_the_first_play(tmp_path: Path, extra: list[str], wanted: list[str]) -> None:

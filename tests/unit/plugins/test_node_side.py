@@ -20,20 +20,33 @@ import pytest
 PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
 COLLECTIONS = Path(__file__).resolve().parents[3] / "build" / "collections"
 PREFIX = "ansible_collections.kubelab.kubeadm.plugins.module_utils."
+# bundle_verify and bundle_manifest share the signature layer (_bundle_trust), which needs both sides.
+_CONTROLLER_BUNDLE = {
+    "_command",
+    "_bundle_files",
+    "_bundle_manifest",
+    "_bundle_tarball",
+    "_bundle_verify",
+    "_bundle_write",
+    "_bundle_sign",
+    "_bundle_trust",
+}
 SHIPPED = {
     # node side
     "docker_image_preload": {"_command", "_docker_images", "_bundle_files"},
+    "bundle_signature": {"_command", "_bundle_files", "_bundle_sign"},
     "kubeadm_token": {"_command", "_kubeadm", "_token", "_token_ensure"},
     "kubeadm_token_info": {"_command", "_kubeadm", "_token"},
     "kubeadm_join_info": {"_command", "_kubeadm", "_pki"},
     "kubeadm_images_info": {"_command", "_kubeadm", "_images"},
     "listening_ports": set(),
     # controller side
-    "bundle_verify": {"_command", "_bundle_files", "_bundle_manifest", "_bundle_tarball", "_bundle_verify"},
-    "bundle_manifest": {"_command", "_bundle_files", "_bundle_manifest", "_bundle_write"},
+    "bundle_verify": _CONTROLLER_BUNDLE,
+    "bundle_manifest": _CONTROLLER_BUNDLE,
 }
 NODE_MODULES = (
     "docker_image_preload",
+    "bundle_signature",
     "kubeadm_token",
     "kubeadm_token_info",
     "kubeadm_join_info",

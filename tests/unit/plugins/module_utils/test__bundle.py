@@ -12,7 +12,9 @@ from ansible_collections.kubelab.kubeadm.plugins.module_utils import (
     _bundle,
     _bundle_files,
     _bundle_manifest,
+    _bundle_sign,
     _bundle_tarball,
+    _bundle_trust,
     _bundle_verify,
     _bundle_write,
 )
@@ -22,7 +24,7 @@ bb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bb)
 
 FACADE = Path(_bundle.__file__)
-PIECES = (_bundle_files, _bundle_manifest, _bundle_tarball, _bundle_verify, _bundle_write)
+PIECES = (_bundle_files, _bundle_manifest, _bundle_tarball, _bundle_verify, _bundle_write, _bundle_sign, _bundle_trust)
 
 
 def test_the_facade_exports_the_pieces_own_objects():

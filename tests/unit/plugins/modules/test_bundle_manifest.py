@@ -15,6 +15,7 @@ _spec = importlib.util.spec_from_file_location(
 )
 bb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bb)
+KEY = {"path": ""}  # the session signing key, set by the fixture below
 
 
 @pytest.fixture
@@ -22,9 +23,15 @@ def root(tmp_path):
     return bb.make_bundle(tmp_path / "bundle")
 
 
+@pytest.fixture(autouse=True)
+def _key(signing_key, monkeypatch):
+    monkeypatch.setitem(KEY, "path", str(signing_key))
+
+
 def args(root, **extra):
     base = {
         "path": str(root),
+        "signing_key": KEY["path"],
         "kubernetes_version": "v1.36.3",
         "architecture": "amd64",
         "versions": {"docker": "29.7.2", "cri_dockerd": "v0.4.3"},
