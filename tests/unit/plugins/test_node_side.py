@@ -27,6 +27,7 @@ SHIPPED = {
     "kubeadm_token_info": {"_command", "_kubeadm", "_token"},
     "kubeadm_join_info": {"_command", "_kubeadm", "_pki"},
     "kubeadm_images_info": {"_command", "_kubeadm", "_images"},
+    "kubeadm_cluster_info": {"_command", "_kubeadm", "_pki", "_cluster_info"},
     # controller side
     "bundle_verify": {"_command", "_bundle_files", "_bundle_manifest", "_bundle_tarball", "_bundle_verify"},
     "bundle_manifest": {"_command", "_bundle_files", "_bundle_manifest", "_bundle_write"},
@@ -37,6 +38,7 @@ NODE_MODULES = (
     "kubeadm_token_info",
     "kubeadm_join_info",
     "kubeadm_images_info",
+    "kubeadm_cluster_info",
 )
 
 
