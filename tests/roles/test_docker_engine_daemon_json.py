@@ -36,9 +36,9 @@ ROLE_WROTE = OPTIONS
 FRESH = {k: v for k, v in OPTIONS.items() if k != "registry-mirrors"}
 
 
-def merge(current, options=OPTIONS, extra=None):
+def merge(current, options=None, extra=None):
     text = current if isinstance(current, str) else json.dumps(current, indent=4)
-    return docker_daemon_json_merge(text, options, extra)
+    return docker_daemon_json_merge(text, OPTIONS if options is None else options, extra)
 
 
 def test_fresh_node_gets_the_role_settings():
