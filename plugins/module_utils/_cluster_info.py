@@ -166,7 +166,7 @@ def membership_problems(infos, control_plane, workers, expected):
             problems.append(
                 "The control plane {cp} already runs a cluster ({name}, Kubernetes {version}, CA {ca}) that is not"
                 " the one this inventory describes: {diffs}. Nothing has been changed. If that cluster is the one you"
-                " mean, set {variables} to its values; if {cp} is to get a new cluster, wipe it first with"
+                " mean, set {variables} to the values it runs with; if {cp} is to get a new cluster, wipe it first with"
                 " `ansible-playbook playbooks/reset.yml -e reset_confirm=yes --limit {cp}` (and reset or re-join"
                 " its workers).".format(
                     cp=control_plane,

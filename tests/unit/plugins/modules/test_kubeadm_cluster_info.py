@@ -220,7 +220,7 @@ def test_control_plane_host_that_is_a_worker_elsewhere():
         (cp_result(endpoint="lb.example:6443", pod="10.32.0.0/16"),
          ["controlPlaneEndpoint (admin.conf's server) is lb.example:6443, the inventory's"
           " (cluster_control_plane_endpoint) 10.0.2.8:6443", "cluster_pod_subnet",
-          "set cluster_control_plane_endpoint, cluster_pod_subnet to its values"]),
+          "set cluster_control_plane_endpoint, cluster_pod_subnet to the values it runs with"]),
     ],
     ids=["pod-subnet", "service-subnet", "endpoint-and-pod-subnet"],
 )
