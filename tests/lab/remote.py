@@ -96,6 +96,14 @@ def fetch(node: str, remote: str, local: Path, mode: int = 0o600) -> None:
         sftp.getfo(remote, fh)
 
 
+def put(node: str, data: bytes, remote: str, mode: int = 0o600) -> None:
+    """Write `data` to a file on the node (SFTP, never on a command line), with `mode`."""
+    with _client(node, 10).open_sftp() as sftp:
+        with sftp.open(remote, "wb") as fh:
+            fh.write(data)
+        sftp.chmod(remote, mode)
+
+
 def sshd_answers(node: str, timeout: float = 2.0) -> bool:
     """True once the node's sshd greets on port 22."""
     try:

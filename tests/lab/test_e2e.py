@@ -8,11 +8,14 @@ changed setting, a worker arriving weeks later, a reboot, a reset.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cluster
@@ -20,7 +23,9 @@ import nodes
 import play
 import pytest
 import remote
+import yaml
 from common import (
+    CONTROL_PLANE,
     LAB_DIR,
     LATE_WORKER,
     LOGS,
@@ -41,6 +46,10 @@ PORT_IN_USE = 10266
 # The kubelet feature gate the day-one fix turns off (playbooks/vars/versions.yml), and what the bug looks like.
 WEBSOCKET_GATE = "ExtendWebSocketsToKubelet"
 EXEC_BUG = "server gave HTTP response to HTTPS client"
+# The pre-flight's refusal of nodes of another cluster (playbooks/tasks/cluster_membership.yml).
+MEMBERSHIP_TASK = "Cluster membership | Refuse nodes of another cluster"
+# Where the other cluster of the other-cluster phase lives (no such host: nothing is ever sent there).
+OTHER_SERVER = "10.250.0.99:6443"
 
 
 @pytest.mark.lab
@@ -161,6 +170,142 @@ def test_port_in_use(phase, lab):
         assert text in " ".join(messages.split()), f"the failure does not say {text!r}: {messages[:600]}"
     assert run.changed == 0, f"the refused run changed {run.changed_tasks()}"
     phase["detail"] = f"refused, naming port {PORT_IN_USE}, {node} and python3; changed=0"
+
+
+def _openssl(*args: str, data: bytes | None = None) -> bytes:
+    return subprocess.run(["openssl", *args], input=data, capture_output=True, check=True, timeout=60).stdout
+
+
+def _ca_pin(pem: bytes) -> str:
+    """kubeadm's sha256: pin of a CA certificate, by the documented openssl pipeline."""
+    der = _openssl("pkey", "-pubin", "-outform", "der", data=_openssl("x509", "-pubkey", "-noout", data=pem))
+    return "sha256:" + _openssl("dgst", "-sha256", data=der).decode().split()[-1]
+
+
+def _refused_in_preflight(run: play.PlayRun, name: str) -> str:
+    """The refusal's message, after checking the run failed at the membership check and changed nothing."""
+    assert run.status == "failed", f"{name}: site.yml was not refused"
+    failures = run.failures()
+    assert failures and all(f.task == MEMBERSHIP_TASK for f in failures), (
+        f"{name}: expected the pre-flight's {MEMBERSHIP_TASK!r} to fail, got {run.describe_failures()}"
+    )
+    assert run.changed == 0, f"{name}: the refused run changed {run.changed_tasks()}"
+    return " ".join(" ".join(f.msg for f in failures).split())
+
+
+def test_other_cluster_worker(phase, lab):
+    """other cluster (worker): a worker whose kubelet.conf names another server and CA is refused in the pre-flight.
+
+    node2's kubelet.conf is replaced by one naming OTHER_SERVER and a CA made here from a fresh key; site.yml
+    fails at the membership check naming node2, its server and CA pin and the control plane's, and changes
+    nothing; the original file is put back.
+    """
+    worker = lab.workers[0]
+    conf = "/etc/kubernetes/kubelet.conf"
+    original = remote.ssh(worker, f"cat {conf}").stdout.encode()
+    ours = remote.ssh(CONTROL_PLANE, "cat /etc/kubernetes/pki/ca.crt").stdout.encode()
+    key = STATE / "other-cluster-ca.key"
+    other_ca = _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-subj",
+        "/CN=kubernetes",
+        "-days",
+        "1",
+    )
+    key.unlink(missing_ok=True)
+    config = yaml.safe_load(original)
+    cluster_entry = config["clusters"][0]["cluster"]
+    cluster_entry.pop("certificate-authority", None)
+    cluster_entry["server"] = f"https://{OTHER_SERVER}"
+    cluster_entry["certificate-authority-data"] = base64.b64encode(other_ca).decode()
+    remote.put(worker, yaml.safe_dump(config).encode(), conf)
+    started = time.monotonic()
+    try:
+        run = play.playbook("site-other-cluster-worker", "site.yml", check=False)
+    finally:
+        remote.put(worker, original, conf)
+    took = time.monotonic() - started
+    assert remote.ssh(worker, f"cat {conf}").stdout.encode() == original, f"{conf} on {worker} was not restored"
+    phase.update(run.summary(), seconds=round(took))
+    message = _refused_in_preflight(run, "other-cluster worker")
+    for part in (
+        f"{worker} belongs to another cluster (server and CA differ)",
+        f"names server {OTHER_SERVER} with CA {_ca_pin(other_ca)}",
+        f"control plane {CONTROL_PLANE} serves {NODES[CONTROL_PLANE]}:6443 with CA {_ca_pin(ours)}",
+        f"--limit {worker}",
+    ):
+        assert part in message, f"the refusal does not say {part!r}: {message[:800]}"
+    phase["detail"] = f"{worker} refused in the pre-flight ({took:.0f} s), naming both servers and CAs; changed=0"
+
+
+def test_other_cluster_control_plane(phase, lab):
+    """other cluster (control plane): an inventory whose pod subnet is not the running cluster's is refused."""
+    ours = play.hostvar("cluster_pod_subnet")
+    other = "10.32.0.0/16" if ours != "10.32.0.0/16" else "10.33.0.0/16"
+    run = play.playbook("site-other-pod-subnet", "site.yml", extravars={"cluster_pod_subnet": other}, check=False)
+    phase.update(run.summary())
+    message = _refused_in_preflight(run, "other pod subnet")
+    wanted = (
+        f"its networking.podSubnet (kube-controller-manager --cluster-cidr) is {ours}, the inventory's"
+        f" (cluster_pod_subnet) {other}"
+    )
+    assert f"The control plane {CONTROL_PLANE} already runs a cluster" in message and wanted in message, (
+        f"the refusal does not name both pod subnets: {message[:800]}"
+    )
+    phase["detail"] = f"cluster_pod_subnet {other} (the cluster runs {ours}) refused in the pre-flight; changed=0"
+
+
+def test_daemon_json_kept(phase, lab):
+    """daemon.json: a node's own key survives a run, a changed owned value is reset with a backup; then changed=0.
+
+    On node2, daemon.json gets max-concurrent-downloads (not the role's) and log-opts.max-size 10m (the role's
+    is 100m). site.yml changes only docker_engine (daemon.json written, Docker restarted): the user's key is
+    kept, max-size is 100m again, and the file as it was is kept as daemon.json.<n>.<date>~. A second run
+    changes nothing. Then the file the role wrote before the phase is put back and the backup removed.
+    """
+    node = lab.workers[0]
+    path = "/etc/docker/daemon.json"
+    original = remote.ssh(node, f"cat {path}").stdout
+    backups = "ls -1 /etc/docker/ | grep '^daemon.json\\..*~$' || true"
+    before_backups = remote.ssh(node, backups).stdout.split()
+    users = json.loads(original)
+    users["max-concurrent-downloads"] = 5
+    users.setdefault("log-opts", {})["max-size"] = "10m"
+    mine = json.dumps(users, indent=4) + "\n"
+    remote.put(node, mine.encode(), path, mode=0o644)
+    try:
+        run = play.playbook("site-daemon-json", "site.yml")
+        assert run.changed and not run.changed_outside("docker_engine"), (
+            f"expected changes by docker_engine only, got {run.changed_tasks() or 'none'}"
+        )
+        changed_hosts = sorted({r.host for r in run.changed_results()})
+        assert changed_hosts == [node], f"changes on {changed_hosts}, expected on {node} only"
+        now = json.loads(remote.ssh(node, f"cat {path}").stdout)
+        assert now.get("max-concurrent-downloads") == 5, f"the node's own key is gone: {now}"
+        assert now["log-opts"]["max-size"] != "10m", f"the role's log-opts.max-size was not restored: {now}"
+        new_backups = sorted(set(remote.ssh(node, backups).stdout.split()) - set(before_backups))
+        assert len(new_backups) == 1, f"expected one new backup of {path}, found {new_backups}"
+        kept = remote.ssh(node, f"cat /etc/docker/{new_backups[0]}").stdout
+        assert kept == mine, f"the backup {new_backups[0]} is not the file as it was"
+        cluster.wait_ready(lab.members)
+        again = play.playbook("site-daemon-json-again", "site.yml")
+        assert again.changed == 0, f"the run after the merge is not idempotent: {again.changed_tasks()}"
+    finally:
+        remote.put(node, original.encode(), path, mode=0o644)
+        for name in set(remote.ssh(node, backups).stdout.split()) - set(before_backups):
+            remote.ssh(node, f"rm -f /etc/docker/{name}")
+    phase.update(run.summary(), backup=new_backups[0], second_run_changed=again.changed)
+    phase["detail"] = (
+        f"{node}: own key kept, log-opts.max-size reset, backup {new_backups[0]}; docker_engine only; then changed=0"
+    )
 
 
 def _restart_order(run: play.PlayRun) -> list[tuple[str, str]]:

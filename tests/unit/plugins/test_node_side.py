@@ -40,6 +40,7 @@ SHIPPED = {
     "kubeadm_join_info": {"_command", "_kubeadm", "_pki"},
     "kubeadm_images_info": {"_command", "_kubeadm", "_images"},
     "listening_ports": set(),
+    "kubeadm_cluster_info": {"_command", "_kubeadm", "_pki", "_cluster_info"},
     # controller side
     "bundle_verify": _CONTROLLER_BUNDLE,
     "bundle_manifest": _CONTROLLER_BUNDLE,
@@ -52,6 +53,7 @@ NODE_MODULES = (
     "kubeadm_join_info",
     "kubeadm_images_info",
     "listening_ports",
+    "kubeadm_cluster_info",
 )
 
 
