@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import tarfile
-import tempfile
 
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_files import BundleError
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_manifest import MANIFEST_NAME
@@ -32,7 +31,11 @@ from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_sign impor
     verify,
 )
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_verify import verify_path
-from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_write import manifest_result, render_manifest
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_write import (
+    manifest_result,
+    render_manifest,
+    write_atomic,
+)
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._command import ModuleError
 
 # --------------------------------------------------------------------------- bundle_verify
@@ -103,19 +106,6 @@ def verify_signed(params: dict, check_mode: bool = False) -> dict:
 # --------------------------------------------------------------------------- bundle_manifest
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def sign_bundle(bundle_dir: str, key_path: str, manifest_text: str | None = None, check_mode: bool = False) -> dict:
     """Write <bundle_dir>/manifest.json.sig for manifest.json (or for manifest_text, the manifest about to be
     written) with key_path, unless the existing signature already verifies with that key.
@@ -141,7 +131,7 @@ def sign_bundle(bundle_dir: str, key_path: str, manifest_text: str | None = None
         return {"changed": True, "signature_path": sig_path, "fingerprint": ""}
     signature = sign(data, key_path)
     found = verify(data, signature, signers)  # the key signed what we think it signed
-    _write_atomic(sig_path, signature)
+    write_atomic(sig_path, signature)
     return {"changed": True, "signature_path": sig_path, "fingerprint": found["fingerprint"]}
 
 

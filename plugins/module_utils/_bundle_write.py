@@ -155,11 +155,14 @@ def _read_text(path: str) -> str | None:
         return None
 
 
-def _write_atomic(path: str, text: str) -> None:
+def write_atomic(path: str, data: bytes | str) -> None:
+    """Write path as a whole or not at all (a temporary file beside it, renamed over it); mode 0644."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -199,8 +202,8 @@ def write_manifest(
     sums = render_sha256sums(manifest, after)
     changed = before != after or _read_text(sums_path) != sums
     if changed and not check_mode:
-        _write_atomic(manifest_path, after)
-        _write_atomic(sums_path, sums)
+        write_atomic(manifest_path, after)
+        write_atomic(sums_path, sums)
     return {
         "changed": changed,
         "manifest": manifest,
