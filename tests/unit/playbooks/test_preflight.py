@@ -399,8 +399,10 @@ def test_clock_skew_is_refused(tmp_path: Path) -> None:
     res = run(REPO / "site.yml", inventory, *ONLINE_PINS)
     refused_on_the_nodes(res, ["at most 30 s are accepted", "Synchronise the clocks with NTP"])
     out = " ".join((res.stdout + res.stderr).split())
-    # `date +%s` has whole seconds, and the node's answer comes a moment after the controller's time.
-    assert re.search(r"The clock of node2 is 12[01] s ahead of the control plane's \(node1\)", out), out[-3000:]
+    # The fake date has whole seconds, and each node's answer comes a moment (more on a loaded machine) after
+    # the controller's time it is compared with.
+    found = re.search(r"The clock of node2 is (\d+) s ahead of the control plane's \(node1\)", out)
+    assert found and abs(int(found.group(1)) - 120) <= 5, out[-3000:]
     assert "The clock of node1" not in out
 
 
