@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup bundle lint vars collection sanity units molecule check lab lab-down e2e test
+.PHONY: help setup bundle lint vars collection sanity units molecule check lab lab-down e2e bench test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -65,5 +65,10 @@ lab-down: setup ## tear the local cluster down
 e2e: setup ## the container-lab end-to-end run, every phase, then teardown (report: build/lab-report.json)
 	bash tests/lab/host-docker.sh
 	$(LAB_PYTEST)
+
+# Not part of `make test`: timings are reported (build/bench-report.json), never asserted.
+bench: setup ## time site.yml on fresh nodes, the no-op re-run, a kubelet-port change and add_worker.yml (top tasks each)
+	bash tests/lab/host-docker.sh
+	$(BIN)/pytest tests/lab/bench_lab.py -s -rfE $(STRICT) --lab-nodes 3 $(LAB_ARGS)
 
 test: check e2e ## everything CI runs

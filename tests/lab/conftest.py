@@ -40,7 +40,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab: the phases of `make lab` (cluster up and checked; it keeps running)")
     # Each phase builds on the state the previous one left: after a failure the rest cannot mean anything.
     config.option.maxfail = 1
-    kind = "lab" if "lab" in (config.getoption("markexpr") or "") else "e2e"
+    if any(str(arg).split("::", maxsplit=1)[0].endswith("bench_lab.py") for arg in config.args):
+        kind = "bench"
+    else:
+        kind = "lab" if "lab" in (config.getoption("markexpr") or "") else "e2e"
     config.pluginmanager.register(LabReport(kind), "kubelab-lab-report")
     # A CI timeout or `kill` ends the run like Ctrl-C: the session's teardown still removes the lab.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -9,6 +9,7 @@ come from its JUnit XML.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import sys
@@ -42,6 +43,9 @@ class Result:
     changed: bool
     delegated_to: str
     msg: str
+    task_uuid: str = ""
+    start: float = 0.0  # epoch seconds, from the event's start/end (ansible-runner's callback sets them)
+    end: float = 0.0
 
     @property
     def name(self) -> str:
@@ -92,6 +96,33 @@ class PlayRun:
             "log": self.log,
         }
 
+    def timing(self, top: int = 8) -> dict[str, Any]:
+        """Task counts and the tasks that took longest, as profile_tasks would list them (wall time per task
+        from its first host's start to its last host's end; hosts run a task in parallel)."""
+        spans: dict[str, list[float]] = {}
+        names: dict[str, str] = {}
+        for r in self.results:
+            if not r.start or not r.end:
+                continue
+            key = r.task_uuid or r.name
+            names[key] = r.name
+            span = spans.setdefault(key, [r.start, r.end])
+            span[0], span[1] = min(span[0], r.start), max(span[1], r.end)
+        per_task = sorted(((round(e - b, 2), names[k]) for k, (b, e) in spans.items()), reverse=True)
+        by_role: dict[str, float] = {}
+        for seconds, name in per_task:
+            role = name.split(" : ", 1)[0] if " : " in name else "(playbooks)"
+            by_role[role] = round(by_role.get(role, 0.0) + seconds, 2)
+        counted = [r for r in self.results if r.status != "skipped"]
+        return {
+            "tasks": len({r.task_uuid or r.name for r in self.results}),
+            "task_results": len(self.results),
+            "task_results_run": len(counted),
+            "top_tasks": [{"task": n, "seconds": s} for s, n in per_task[:top]],
+            "seconds_by_role": dict(sorted(by_role.items(), key=lambda kv: -kv[1])),
+            "task_seconds": [{"task": n, "seconds": s} for s, n in per_task],
+        }
+
     def describe_failures(self) -> str:
         return "; ".join(f"[{f.host}] {f.name}: {f.msg[:400]}" for f in self.failures()[:3]) or f"see {self.log}"
 
@@ -110,6 +141,13 @@ def _stats(final: dict[str, Any]) -> dict[str, dict[str, int]]:
 def _delegated(res: dict[str, Any]) -> str:
     """The address (ansible_host) of the host a delegated task ran on ("" if not delegated)."""
     return str((res.get("_ansible_delegated_vars") or {}).get("ansible_host") or "")
+
+
+def _epoch(stamp: Any) -> float:
+    """An event's ISO start/end time (naive, UTC) -> epoch seconds; 0 when absent."""
+    if not stamp:
+        return 0.0
+    return dt.datetime.fromisoformat(str(stamp)).replace(tzinfo=dt.UTC).timestamp()
 
 
 def _message(res: dict[str, Any]) -> str:
@@ -153,6 +191,9 @@ def playbook(
                     changed=bool(res.get("changed")),
                     delegated_to=_delegated(res),
                     msg=_message(res) if kind in ("runner_on_failed", "runner_on_unreachable") else "",
+                    task_uuid=str(data.get("task_uuid") or ""),
+                    start=_epoch(data.get("start")),
+                    end=_epoch(data.get("end")),
                 )
             )
         elif kind == "playbook_on_stats":

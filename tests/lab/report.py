@@ -17,7 +17,11 @@ from typing import Any
 import pytest
 from common import BUILD, LOGS, STATE, log
 
-REPORT_FILES = (STATE / "lab-report.json", BUILD / "lab-report.json")
+
+def report_files(kind: str) -> tuple:
+    """Where a run's report goes: the lab's and e2e's to lab-report.json, the benchmark's to bench-report.json."""
+    name = "bench-report.json" if kind == "bench" else "lab-report.json"
+    return STATE / name, BUILD / name
 
 
 class LabReport:
@@ -30,6 +34,7 @@ class LabReport:
             "phases": [],
         }
         self.t0 = time.monotonic()
+        self.files = report_files(kind)
         self.by_test: dict[str, dict[str, Any]] = {}
 
     def phase(self, nodeid: str, name: str) -> dict[str, Any]:
@@ -74,7 +79,7 @@ class LabReport:
             return
         terminalreporter.write_sep("=", "lab report")
         terminalreporter.write_line(self.table())
-        terminalreporter.write_line(f"report: {REPORT_FILES[1]}  logs: {LOGS}")
+        terminalreporter.write_line(f"report: {self.files[1]}  logs: {LOGS}")
 
     # ------------------------------------------------------------------------------------------
 
@@ -90,7 +95,7 @@ class LabReport:
     def save(self) -> None:
         self.data["total_seconds"] = round(time.monotonic() - self.t0, 1)
         text = json.dumps(self.data, indent=2, default=str) + "\n"
-        for path in REPORT_FILES:
+        for path in self.files:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
 

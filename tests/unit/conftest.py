@@ -27,6 +27,7 @@ if not _LINK.exists():
 if str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
+from ansible.module_utils import _internal as module_internal  # noqa: E402
 from ansible.module_utils import basic  # noqa: E402
 
 try:  # ansible-core >= 2.19
@@ -61,7 +62,12 @@ def _fail_json(self, **kwargs):
 
 @pytest.fixture(autouse=True)
 def _patch_exit_fail():
-    with patch.multiple(basic.AnsibleModule, exit_json=_exit_json, fail_json=_fail_json):
+    # Modules run on the node, never in the controller: once a test has imported controller code (a filter
+    # plugin imports ansible.errors), module_utils would send warnings to the controller's display instead.
+    with (
+        patch.multiple(basic.AnsibleModule, exit_json=_exit_json, fail_json=_fail_json),
+        patch.object(module_internal, "is_controller", False),
+    ):
         yield
 
 

@@ -40,6 +40,8 @@ SHIPPED = {
     "kubeadm_join_info": {"_command", "_kubeadm", "_pki"},
     "kubeadm_images_info": {"_command", "_kubeadm", "_images"},
     "listening_ports": set(),
+    "install_files": set(),
+    "node_info": set(),
     "kubeadm_cluster_info": {"_command", "_kubeadm", "_pki", "_cluster_info"},
     # controller side
     "bundle_verify": _CONTROLLER_BUNDLE,
@@ -54,6 +56,8 @@ NODE_MODULES = (
     "kubeadm_images_info",
     "listening_ports",
     "kubeadm_cluster_info",
+    "install_files",
+    "node_info",
 )
 
 

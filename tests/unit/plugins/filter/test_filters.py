@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.kubelab.kubeadm.plugins.filter import bundle_copy_items as copies
 from ansible_collections.kubelab.kubeadm.plugins.filter import network_problems as networks
 from ansible_collections.kubelab.kubeadm.plugins.filter import token_ttl_problems as ttls
 from ansible_collections.kubelab.kubeadm.plugins.module_utils._token import TokenError, parse_ttls
@@ -160,3 +162,19 @@ def test_good_ttls() -> None:
         "kubeadm_init_bootstrap_token_ttl '1 hour' has an unknown unit ' hour': use h, m, s, ms, us or ns"
         ' (kubeadm_init_bootstrap_token_ttl must be a duration like "24h", "1h30m", "90s" or "0").'
     ]
+
+
+def test_bundle_copy_items() -> None:
+    files = [{"path": "images/a.tar", "sha256": "a" * 64}, {"path": "bin/kubeadm", "sha256": "b" * 64}]
+    assert copies.bundle_copy_items(["images/a.tar"], files, "/srv/bundle", "/var/cache/kubelab") == [
+        {
+            "name": "bundle-images_a.tar",
+            "src": "/srv/bundle/images/a.tar",
+            "sha256": "a" * 64,
+            "dest": "/var/cache/kubelab/images/a.tar",
+            "record": False,
+        }
+    ]
+    with pytest.raises(AnsibleFilterError, match=r"lists no sha256 for images/gone\.tar"):
+        copies.bundle_copy_items(["images/gone.tar"], files, "/srv/bundle", "/tmp")
+    assert copies.FilterModule().filters()["bundle_copy_items"] is copies.bundle_copy_items
