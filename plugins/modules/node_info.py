@@ -65,6 +65,12 @@ options:
       - The fstab whose active swap entries are counted.
     type: path
     default: /etc/fstab
+  versions:
+    description:
+      - Programs whose version is asked, each a path and the arguments that make it print its version (for example
+        C({/usr/bin/kubelet: [--version]})). A path that does not exist is left out of the result.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -132,6 +138,11 @@ sysctls:
   description: For each of O(sysctls), its current value (whitespace collapsed), or null when the key does not exist.
   returned: success
   type: dict
+versions:
+  description: For each program of O(versions) that exists, what it printed (stdout, stripped; empty when it failed).
+  returned: success
+  type: dict
+  sample: {/usr/local/bin/kubelet: Kubernetes v1.36.3}
 """
 
 import os
@@ -241,6 +252,12 @@ def gather(module: AnsibleModule) -> dict:
     info["installed_packages"] = packages
     info["cgroup_version"] = cgroup_version(_read("/proc/self/mountinfo"))
     info["sysctls"] = {key: sysctl_value(key) for key in params["sysctls"]}
+    versions = {}
+    for path, args in sorted(params["versions"].items()):
+        if os.path.exists(path):
+            rc, out, _err = module.run_command([path, *[str(a) for a in args or []]], environ_update={"LC_ALL": "C"})
+            versions[path] = out.strip() if rc == 0 else ""
+    info["versions"] = versions
     return info
 
 
@@ -254,6 +271,7 @@ def main() -> None:
             "package_query": {"type": "list", "elements": "str", "default": []},
             "sysctls": {"type": "list", "elements": "str", "default": []},
             "fstab": {"type": "path", "default": "/etc/fstab"},
+            "versions": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )

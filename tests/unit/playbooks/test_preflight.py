@@ -22,7 +22,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOK_BIN = Path(sys.executable).parent / "ansible-playbook"
-SECOND_PLAY_TASK = "Read the node's architecture and host name"
+SECOND_PLAY_TASK = "Read the node's OS, host name, network interfaces and virtualization"
 # What an online install needs pinned (the values are only checked for their form here).
 ONLINE_PINS = ["-e", "cri_dockerd_release_sha256=" + "a" * 64]
 ONLINE_PINS += ["-e", "kubeadm_init_pod_network_manifest_sha256=" + "b" * 64]

@@ -60,6 +60,7 @@ def test_one_real_look(run_module, tmp_path):
                 "package_query": [sys.executable, "-c", "print('python3 ii ')"],
                 "sysctls": ["kernel.ostype", "no.such.key"],
                 "fstab": str(fstab),
+                "versions": {sys.executable: ["--version"], str(tmp_path / "no-kubelet"): ["--version"]},
             },
             check_mode=True,
         )
@@ -76,3 +77,4 @@ def test_one_real_look(run_module, tmp_path):
     assert result["installed_packages"] == ["python3"]
     assert result["sysctls"] == {"kernel.ostype": "Linux", "no.such.key": None}
     assert "proc" in result["filesystems"]
+    assert result["versions"] == {sys.executable: f"Python {sys.version.split()[0]}"}
