@@ -67,33 +67,10 @@ listening:
     - {port: 10248, address: 127.0.0.1, pid: 812, process: kubelet}
 """
 
-import ipaddress
 import os
-import struct
 
 from ansible.module_utils.basic import AnsibleModule
-
-TCP_LISTEN = "0A"
-
-
-def decode_address(text):
-    """The local address of a /proc/net/tcp{,6} line ("0100007F" -> 127.0.0.1): 32-bit words in host order."""
-    raw = bytes.fromhex(text)
-    words = struct.unpack(f"={len(raw) // 4}I", raw)
-    packed = b"".join(struct.pack("!I", word) for word in words)
-    return str(ipaddress.ip_address(packed))
-
-
-def parse_proc_net_tcp(content):
-    """[(address, port, inode)] of the LISTEN sockets in the text of /proc/net/tcp or tcp6."""
-    found = []
-    for line in content.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 10 or fields[3] != TCP_LISTEN:
-            continue
-        address, port = fields[1].rsplit(":", 1)
-        found.append((decode_address(address), int(port, 16), int(fields[9])))
-    return found
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._proc_net import parse_proc_net_tcp
 
 
 def socket_owners(inodes, proc="/proc"):

@@ -150,6 +150,7 @@ import re
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._proc_net import parse_proc_net_tcp
 
 # as node_prep's fstab edit matches them: device, mount point, type swap, not commented out
 _FSTAB_SWAP_RE = re.compile(r"^[^#\s]\S*\s+\S+\s+swap\s", re.MULTILINE)
@@ -172,13 +173,7 @@ def swap_areas(text: str) -> list:
 
 
 def listening_ports(texts) -> list:
-    ports = set()
-    for text in texts:
-        for line in text.splitlines()[1:]:
-            fields = line.split()
-            if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return sorted(ports)
+    return sorted({port for text in texts for _address, port, _inode in parse_proc_net_tcp(text)})
 
 
 def cgroup_version(mountinfo: str) -> int:

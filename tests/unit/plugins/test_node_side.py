@@ -39,9 +39,9 @@ SHIPPED = {
     "kubeadm_token_info": {"_command", "_kubeadm", "_token"},
     "kubeadm_join_info": {"_command", "_kubeadm", "_pki"},
     "kubeadm_images_info": {"_command", "_kubeadm", "_images"},
-    "listening_ports": set(),
+    "listening_ports": {"_proc_net"},
     "install_files": set(),
-    "node_info": set(),
+    "node_info": {"_proc_net"},
     "kubeadm_cluster_info": {"_command", "_kubeadm", "_pki", "_cluster_info"},
     # controller side
     "bundle_verify": _CONTROLLER_BUNDLE,

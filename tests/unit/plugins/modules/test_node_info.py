@@ -23,11 +23,15 @@ def test_cgroup_version_is_read_from_the_mount_at_sys_fs_cgroup():
 
 def test_listening_ports_from_proc_net_tcp():
     tcp = (
-        "  sl  local_address rem_address   st\n"
-        "   0: 0100007F:2808 00000000:0000 0A 00000000:00000000\n"  # 10248 LISTEN
-        "   1: 0100007F:2808 0100007F:D1F2 01 00000000:00000000\n"  # established
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 0100007F:2808 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4711 1 0 100 0\n"
+        "   1: 0100007F:2808 0100007F:D1F2 01 00000000:00000000 00:00000000 00000000     0        0 4712 1 0 20 4\n"
     )
-    tcp6 = "  sl  local_address remote_address st\n   0: 00000000000000000000000000000000:280F 0000:0000 0A 0\n"
+    tcp6 = (
+        "  sl  local_address remote_address st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 00000000000000000000000000000000:280F 00000000000000000000000000000000:0000 0A 00000000:00000000"
+        " 00:00000000 00000000     0        0 4714 1 0 100 0\n"
+    )
     assert node_info.listening_ports([tcp, tcp6]) == [10248, 10255]
 
 
