@@ -279,17 +279,28 @@ def _same_file(path: str, size: int, sha256: str, mode: int) -> bool:
     )
 
 
-def _write_atomic(dest: str, chunks, mode: int) -> None:
-    """Write `chunks` to a new file beside `dest`, give it `mode` and root, fsync, rename it over `dest`."""
+def _write_temp(dest: str, chunks) -> tuple[str, str]:
+    """Write `chunks` to a new file beside `dest` (flushed to disk); (its path, the sha256 of what was written)."""
     directory = os.path.dirname(dest) or "."
     os.makedirs(directory, mode=0o755, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".kubelab-", dir=directory)
+    digest = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as handle:
             for chunk in chunks:
+                digest.update(chunk)
                 handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp, digest.hexdigest()
+
+
+def _commit(tmp: str, dest: str, mode: int) -> None:
+    """Give the new file `mode` and root, and rename it over `dest` (readers see the old or the new file whole)."""
+    try:
         os.chown(tmp, 0, 0)
         os.chmod(tmp, mode)
         os.rename(tmp, dest)
@@ -297,6 +308,11 @@ def _write_atomic(dest: str, chunks, mode: int) -> None:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _write_atomic(dest: str, chunks, mode: int) -> None:
+    tmp, _digest = _write_temp(dest, chunks)
+    _commit(tmp, dest, mode)
 
 
 def _read_chunks(handle):
@@ -345,14 +361,13 @@ def _install_archive(item: dict, src: str) -> list:
                 os.rename(tmp, target)
                 changed.append(target)
             elif member.isfile():
+                # One pass over the member: written beside the target while hashed, kept only when it differs.
                 mode = member.mode & 0o7777
-                handle = archive.extractfile(member)
-                digest = hashlib.sha256()
-                for chunk in _read_chunks(handle):
-                    digest.update(chunk)
-                if _same_file(target, member.size, digest.hexdigest(), mode):
+                tmp, digest = _write_temp(target, _read_chunks(archive.extractfile(member)))
+                if _same_file(target, member.size, digest, mode):
+                    os.unlink(tmp)
                     continue
-                _write_atomic(target, _read_chunks(archive.extractfile(member)), mode)
+                _commit(tmp, target, mode)
                 changed.append(target)
             else:
                 raise InstallError(

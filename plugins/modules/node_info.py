@@ -67,8 +67,8 @@ options:
     default: /etc/fstab
   versions:
     description:
-      - Programs whose version is asked, each a path and the arguments that make it print its version (for example
-        C({/usr/bin/kubelet: [--version]})). A path that does not exist is left out of the result.
+      - Programs whose version is asked - a dict of paths, each with the arguments that make it print its version
+        (for example C(/usr/bin/kubelet) with C([--version])). A path that does not exist is left out of the result.
     type: dict
     default: {}
 """
