@@ -42,6 +42,7 @@ SHIPPED = {
     "listening_ports": {"_proc_net"},
     "install_files": set(),
     "node_info": {"_proc_net"},
+    "systemd_units": set(),
     "kubeadm_cluster_info": {"_command", "_kubeadm", "_pki", "_cluster_info"},
     # controller side
     "bundle_verify": _CONTROLLER_BUNDLE,
@@ -58,6 +59,7 @@ NODE_MODULES = (
     "kubeadm_cluster_info",
     "install_files",
     "node_info",
+    "systemd_units",
 )
 
 
