@@ -38,8 +38,9 @@ class ActionModule(ActionBase):
             plan = self._execute_module(
                 module_name=_MODULE, module_args={**args, "_phase": "plan"}, task_vars=task_vars
             )
+            # In check mode the node's answer already says what would be installed ("would install", changed).
             if plan.get("failed") or self._play_context.check_mode:
-                return self._finish(result, plan, self._check_mode_view(plan) if not plan.get("failed") else None)
+                return self._finish(result, plan)
             needed = {i["name"] for i in plan.get("items", []) if i.get("status") == "needed"}
             if not needed:
                 return self._finish(result, plan)
@@ -78,13 +79,7 @@ class ActionModule(ActionBase):
         return remote
 
     @staticmethod
-    def _check_mode_view(plan: dict) -> dict:
-        """Check mode: the items the node lacks would be installed."""
-        items = [{**i, "status": "would install"} if i.get("status") == "needed" else i for i in plan.get("items", [])]
-        return {**plan, "items": items, "changed": any(i["status"] == "would install" for i in items)}
-
-    @staticmethod
-    def _finish(result: dict, module_result: dict, view: dict | None = None) -> dict:
-        result.update(view or module_result)
+    def _finish(result: dict, module_result: dict) -> dict:
+        result.update(module_result)
         result.pop("invocation", None)
         return result

@@ -160,22 +160,14 @@ import tarfile
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubelab.kubeadm.plugins.module_utils._bundle_files import CHUNK_SIZE, sha256_file
 
-_CHUNK = 1 << 20
 # Bumped when what a record means changes: older records are then not trusted (everything is compared again).
 _RECORD_FORMAT = 1
 
 
 class InstallError(Exception):
     """A problem with an item: the message names it and the fix."""
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _mode(text: str) -> int:
@@ -316,7 +308,7 @@ def _write_atomic(dest: str, chunks, mode: int) -> None:
 
 
 def _read_chunks(handle):
-    return iter(lambda: handle.read(_CHUNK), b"")
+    return iter(lambda: handle.read(CHUNK_SIZE), b"")
 
 
 def _install_plain(item: dict, src: str) -> list:
@@ -441,10 +433,10 @@ def run(params: dict, check_mode: bool) -> dict:
     for item in items:
         needed, reason = plan_item(item, state_dir)
         entry = {"name": item["name"], "status": "up to date", "reason": reason, "changed_files": []}
-        if needed and params["_phase"] == "plan":
-            entry["status"] = "needed"
-        elif needed and check_mode:
+        if needed and check_mode:  # either phase: the action plugin returns the plan as it is in check mode
             entry["status"] = "would install"
+        elif needed and params["_phase"] == "plan":
+            entry["status"] = "needed"
         elif needed:
             if item["src"] is not None and not item["remote_src"] and not params["_transferred"]:
                 raise InstallError(

@@ -40,7 +40,7 @@ SHIPPED = {
     "kubeadm_join_info": {"_command", "_kubeadm", "_pki"},
     "kubeadm_images_info": {"_command", "_kubeadm", "_images"},
     "listening_ports": {"_proc_net"},
-    "install_files": set(),
+    "install_files": {"_command", "_bundle_files"},
     "node_info": {"_proc_net"},
     "systemd_units": set(),
     "kubeadm_cluster_info": {"_command", "_kubeadm", "_pki", "_cluster_info"},
