@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup bundle lint vars collection sanity units molecule check lab lab-down e2e bench test
+.PHONY: help setup bundle vm-image lint vars collection sanity units molecule check lab lab-down e2e bench test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ bundle: setup ## start Docker Engine and build (or reuse) the lab's offline bund
 	bash tests/lab/host-docker.sh
 	mkdir -p build
 	$(BIN)/python tests/lab/build/build.py --summary-json $(BUNDLE_SUMMARY)
+
+vm-image: setup ## build (or reuse) the VM tier's Debian 12 image: a libvirt Vagrant box and a QEMU disk (tests/vm/box.py)
+	$(BIN)/python tests/vm/box.py --suite bookworm
 
 # Every pytest tier CI runs prints the reason of each skip (-rs) and fails on one (tests/conftest.py).
 STRICT := -rs --fail-on-skip

@@ -16,6 +16,18 @@ if [ "${#need[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# The VM tier (tests/vm): QEMU, the box's disk tools and libvirt's daemons for vagrant-libvirt,
+# without recommends (polkit, firewalld and the rest of a desktop virtualisation host).
+need=()
+for pkg in qemu-system-x86 qemu-utils extlinux libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "setup: apt-get install --no-install-recommends ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
 if [ ! -x "$repo/.venv/bin/python" ]; then
   "$python" -m venv "$repo/.venv"
 fi
