@@ -120,6 +120,8 @@ def write(path: Path, text: str, mode: int = 0o644) -> None:
 def customize(root: Path, suite: str) -> None:
     """What an installer and a box maker would leave: fstab, the vagrant user, networking, first-boot keys."""
     write(root / "etc/hostname", "kubelab-vm\n")
+    # mmdebstrap leaves the build host's resolv.conf: a VM must not inherit its name servers
+    write(root / "etc/resolv.conf", "# no name server: the VMs of the VM tier have no network but their own\n")
     write(root / "etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
     write(root / "etc/fstab", "LABEL=vmroot\t/\text4\terrors=remount-ro\t0\t1\n"
                               "LABEL=vmswap\tnone\tswap\tsw\t0\t0\n")
