@@ -6,27 +6,24 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3.11}
 
-need=()
-for pkg in docker.io debootstrap mmdebstrap shellcheck openssl jq curl rsync openssh-client vagrant vagrant-libvirt nftables; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
-done
-if [ "${#need[@]}" -gt 0 ]; then
-  echo "setup: apt-get install ${need[*]}"
+# apt-get install the packages of "$@" that are not installed yet; APT_FLAGS adds options.
+install_missing() {
+  local need=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
+  done
+  [ "${#need[@]}" -gt 0 ] || return 0
+  echo "setup: apt-get install ${APT_FLAGS:-}${APT_FLAGS:+ }${need[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+  # shellcheck disable=SC2086 # APT_FLAGS holds separate options
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${APT_FLAGS:-} "${need[@]}" >/dev/null
+}
 
+install_missing docker.io debootstrap mmdebstrap shellcheck openssl jq curl rsync openssh-client vagrant vagrant-libvirt nftables
 # The VM tier (tests/vm): QEMU, the box's disk tools and libvirt's daemons for vagrant-libvirt,
 # without recommends (polkit, firewalld and the rest of a desktop virtualisation host).
-need=()
-for pkg in qemu-system-x86 qemu-utils extlinux libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
-done
-if [ "${#need[@]}" -gt 0 ]; then
-  echo "setup: apt-get install --no-install-recommends ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+APT_FLAGS=--no-install-recommends install_missing qemu-system-x86 qemu-utils extlinux libvirt-daemon \
+  libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base
 
 if [ ! -x "$repo/.venv/bin/python" ]; then
   "$python" -m venv "$repo/.venv"

@@ -83,8 +83,9 @@ def image_tag() -> str:
     return f"{IMAGE_REPO}:{SUITE}-{recipe_hash()[:12]}"
 
 
-def packages() -> list[str]:
-    lines = (NODE_DIR / "packages.txt").read_text().splitlines()
+def packages(path: Path = NODE_DIR / "packages.txt") -> list[str]:
+    """A package list file (the node image's by default; tests/vm/box.py reads its own with it too)."""
+    lines = path.read_text().splitlines()
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 

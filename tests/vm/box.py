@@ -8,7 +8,8 @@ Out (in $KUBELAB_STATE/vm/<suite>/, default /var/tmp/kubelab): disk.qcow2 (BIOS-
 extlinux, ext4 root on vda1, a swap partition on vda2 as the Debian installer leaves one),
 vmlinuz + initrd.img (for a direct kernel boot), kubelab-<suite>.box (metadata.json, Vagrantfile,
 box.img) and key (the recipe key). The image is cached by recipe like the lab's node image: the
-suite, mirrors, packages.txt, this file and Vagrant's public key; a changed recipe builds it again.
+suite, mirrors, both package lists (the lab node's and tests/vm/packages.txt), this file and Vagrant's
+public key; a changed recipe builds it again.
 
 Why our own script: no tool in Debian 12 builds a Vagrant libvirt box offline (Packer, veewee and
 debian-vagrant-images' fai-diskimage need the internet or packages Debian 12 lacks); mmdebstrap
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +35,12 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# The lab's node image and bundle build hold the package list reader, the apt sources and the recipe key.
+sys.path[:0] = [str(HERE.parent / "lab"), str(HERE.parent / "lab" / "build")]
+import buildlib  # noqa: E402
+import debian  # noqa: E402
+import nodes  # noqa: E402
+
 PACKAGES_FILE = HERE / "packages.txt"
 STATE = Path(os.environ.get("KUBELAB_STATE", "/var/tmp/kubelab"))
 MIRROR = os.environ.get("KUBELAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -69,8 +75,8 @@ def run(argv: list[str | os.PathLike], timeout: float, **kwargs) -> str:
 
 
 def packages() -> list[str]:
-    lines = (line.split("#", 1)[0].strip() for line in PACKAGES_FILE.read_text(encoding="utf-8").splitlines())
-    return [line for line in lines if line]
+    """The lab node's packages plus what a VM adds (kernel, udev, ...)."""
+    return nodes.packages() + nodes.packages(PACKAGES_FILE)
 
 
 def vagrant_public_key() -> str:
@@ -84,12 +90,12 @@ def recipe(suite: str) -> dict:
     return {
         "suite": suite, "mirror": MIRROR, "security_mirror": SECURITY_MIRROR, "packages": packages(),
         "disk_gib": DISK_GIB, "swap_mib": SWAP_MIB, "vagrant_pub": vagrant_public_key(),
-        "self": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+        "self": buildlib.sha256(Path(__file__)),
     }
 
 
 def recipe_key(suite: str) -> str:
-    return hashlib.sha256(json.dumps(recipe(suite), sort_keys=True).encode()).hexdigest()
+    return buildlib.key(recipe(suite))
 
 
 def out_dir(suite: str) -> Path:
@@ -224,8 +230,7 @@ def build(suite: str, force: bool) -> Path:
     with tempfile.TemporaryDirectory(dir=d, prefix="work.") as tmp:
         work = Path(tmp)
         root = work / "root"
-        sources = [f"deb {MIRROR} {suite} main", f"deb {MIRROR} {suite}-updates main",
-                   f"deb {SECURITY_MIRROR} {suite}-security main"]
+        sources = debian.Debian(suite, MIRROR, SECURITY_MIRROR).sources
         say(f"{suite}: mmdebstrap ({len(packages())} packages)")
         run(["mmdebstrap", "--variant=apt", "--components=main", f"--include={','.join(packages())}",
              "--aptopt=APT::Install-Recommends \"false\"",
